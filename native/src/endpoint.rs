@@ -1,0 +1,573 @@
+//! The endpoint: one engine endpoint plus the connections it owns, the queue
+//! of events for the caller, and the datagrams waiting to be sent.
+//!
+//! The caller drives it sans-IO: `qs_endpoint_recv` for each received datagram
+//! (or batch), `qs_endpoint_poll_transmit` until DONE, `qs_endpoint_timeout` /
+//! `qs_endpoint_on_timeout` for timers and `qs_endpoint_poll_event` until DONE.
+
+use std::collections::{HashMap, VecDeque};
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::BytesMut;
+use quinn_proto::{
+    ClientConfig, Connection, ConnectionError, ConnectionHandle, DatagramEvent, Dir, Endpoint, EndpointConfig, Event,
+    StreamEvent, StreamId, Transmit,
+};
+
+use crate::addr::{read_addr, QsAddr};
+use crate::config::QsConfig;
+use crate::error::{
+    guard, guard_ptr, guard_status, out, slice, slice_mut, utf8, QsError, QsResult, QS_DONE, QS_ERR_CONNECT, QS_OK,
+};
+use crate::live::Counted;
+
+/// Server: a new connection was accepted (`conn` is its id); CONNECTED follows.
+pub const QS_EVENT_CONNECTION_INCOMING: u32 = 1;
+/// The handshake completed.
+pub const QS_EVENT_CONNECTED: u32 = 2;
+/// The connection ended before its handshake completed; the reason is in `qs_conn_error`.
+pub const QS_EVENT_HANDSHAKE_FAILED: u32 = 3;
+/// The connection closed; `detail` is a QS_CLOSE_* kind, `code` the error code; reason in `qs_conn_error`.
+pub const QS_EVENT_CONNECTION_CLOSED: u32 = 4;
+/// The connection's resources are released; its id is no longer valid.
+pub const QS_EVENT_CONNECTION_DRAINED: u32 = 5;
+/// The peer opened a stream (`detail`: 0 bidirectional, 1 unidirectional).
+pub const QS_EVENT_STREAM_OPENED: u32 = 6;
+/// A stream has data, an end or a reset to read.
+pub const QS_EVENT_STREAM_READABLE: u32 = 7;
+/// A stream that was blocked can be written again.
+pub const QS_EVENT_STREAM_WRITABLE: u32 = 8;
+/// Everything written on a finished stream was acknowledged.
+pub const QS_EVENT_STREAM_FINISHED: u32 = 9;
+/// The peer asked us to stop sending on a stream; `code` is its error code.
+pub const QS_EVENT_STREAM_STOPPED: u32 = 10;
+/// More streams may be opened (`detail`: direction as for STREAM_OPENED).
+pub const QS_EVENT_STREAMS_AVAILABLE: u32 = 11;
+
+pub const QS_CLOSE_TIMED_OUT: u32 = 1;
+pub const QS_CLOSE_LOCAL: u32 = 2;
+pub const QS_CLOSE_APPLICATION: u32 = 3;
+pub const QS_CLOSE_TRANSPORT: u32 = 4;
+pub const QS_CLOSE_RESET: u32 = 5;
+pub const QS_CLOSE_VERSION_MISMATCH: u32 = 6;
+pub const QS_CLOSE_OTHER: u32 = 7;
+
+/// An event for the caller; which fields mean something depends on `kind`.
+#[repr(C)]
+#[derive(Clone, Copy, Default)]
+pub struct QsEvent {
+    pub kind: u32,
+    pub detail: u32,
+    pub conn: u64,
+    pub stream: u64,
+    pub code: u64,
+}
+
+/// A datagram (or a GSO batch of equal-sized datagrams) written by `qs_endpoint_poll_transmit`.
+#[repr(C)]
+#[derive(Clone, Copy, Default)]
+pub struct QsTransmit {
+    pub to: QsAddr,
+    /// Bytes written to the buffer.
+    pub len: usize,
+    /// Size of each datagram when the batch holds several (the last may be shorter); equals `len` otherwise.
+    pub segment_size: usize,
+}
+
+/// Connection statistics.
+#[repr(C)]
+#[derive(Clone, Copy, Default)]
+pub struct QsStats {
+    pub rtt_ns: u64,
+    pub cwnd: u64,
+    pub sent_packets: u64,
+    pub lost_packets: u64,
+    pub lost_bytes: u64,
+    pub congestion_events: u64,
+    pub udp_tx_bytes: u64,
+    pub udp_rx_bytes: u64,
+    pub udp_tx_datagrams: u64,
+    pub udp_rx_datagrams: u64,
+    pub mtu: u32,
+    pub handshake_done: u32,
+}
+
+pub(crate) struct Conn {
+    _live: Counted,
+    pub(crate) id: u64,
+    pub(crate) inner: Connection,
+    connected: bool,
+    pub(crate) error: Option<String>,
+}
+
+/// An endpoint and its connections. Opaque; use from one thread at a time.
+pub struct QsEndpoint {
+    _live: Counted,
+    endpoint: Endpoint,
+    client: Option<ClientConfig>,
+    conns: HashMap<ConnectionHandle, Conn>,
+    ids: HashMap<u64, ConnectionHandle>,
+    /// Round-robin order for transmits, so one busy connection cannot starve the rest.
+    order: Vec<ConnectionHandle>,
+    cursor: usize,
+    next_id: u64,
+    events: VecDeque<QsEvent>,
+    /// Datagrams the endpoint itself answers with (Retry, version negotiation, stateless reset, refusal).
+    responses: VecDeque<(SocketAddr, Vec<u8>)>,
+    scratch: Vec<u8>,
+    touched: Vec<ConnectionHandle>,
+    retry: bool,
+    max_connections: usize,
+}
+
+/// Bound on queued endpoint-level responses, so a flood cannot grow memory.
+const MAX_RESPONSES: usize = 1024;
+
+fn dir_code(dir: Dir) -> u32 {
+    match dir {
+        Dir::Bi => 0,
+        Dir::Uni => 1,
+    }
+}
+
+fn close_kind(e: &ConnectionError) -> (u32, u64) {
+    match e {
+        ConnectionError::TimedOut => (QS_CLOSE_TIMED_OUT, 0),
+        ConnectionError::LocallyClosed => (QS_CLOSE_LOCAL, 0),
+        ConnectionError::ApplicationClosed(c) => (QS_CLOSE_APPLICATION, c.error_code.into_inner()),
+        ConnectionError::ConnectionClosed(c) => (QS_CLOSE_TRANSPORT, u64::from(c.error_code)),
+        ConnectionError::TransportError(t) => (QS_CLOSE_TRANSPORT, u64::from(t.code)),
+        ConnectionError::Reset => (QS_CLOSE_RESET, 0),
+        ConnectionError::VersionMismatch => (QS_CLOSE_VERSION_MISMATCH, 0),
+        _ => (QS_CLOSE_OTHER, 0),
+    }
+}
+
+fn describe(e: &ConnectionError) -> String {
+    match e {
+        ConnectionError::ApplicationClosed(c) => {
+            let reason = String::from_utf8_lossy(&c.reason);
+            format!("closed by the peer with application code {}: {reason}", c.error_code)
+        }
+        ConnectionError::TimedOut => "timed out: the peer stopped answering within the idle timeout".to_string(),
+        other => other.to_string(),
+    }
+}
+
+impl QsEndpoint {
+    fn new(cfg: &QsConfig, server: bool) -> QsResult<Self> {
+        let built = cfg.build(server)?;
+        let mut ec = EndpointConfig::default();
+        ec.max_udp_payload_size(built.max_udp_payload)
+            .map_err(|e| QsError::arg(format!("max UDP payload: {e}")))?;
+        Ok(QsEndpoint {
+            _live: Counted::new(),
+            endpoint: Endpoint::new(Arc::new(ec), built.server, true, None),
+            client: built.client,
+            conns: HashMap::new(),
+            ids: HashMap::new(),
+            order: Vec::new(),
+            cursor: 0,
+            next_id: 1,
+            events: VecDeque::new(),
+            responses: VecDeque::new(),
+            scratch: Vec::with_capacity(64 * 1024),
+            touched: Vec::new(),
+            retry: cfg.retry,
+            max_connections: usize::try_from(cfg.max_connections).unwrap_or(usize::MAX),
+        })
+    }
+
+    fn add(&mut self, ch: ConnectionHandle, inner: Connection) -> u64 {
+        let id = self.next_id;
+        self.next_id += 1;
+        self.conns.insert(ch, Conn { _live: Counted::new(), id, inner, connected: false, error: None });
+        self.ids.insert(id, ch);
+        self.order.push(ch);
+        id
+    }
+
+    fn push_response(&mut self, t: Transmit) {
+        if self.responses.len() < MAX_RESPONSES {
+            self.responses.push_back((t.destination, self.scratch[..t.size].to_vec()));
+        }
+    }
+
+    pub(crate) fn conn(&mut self, id: u64) -> QsResult<(ConnectionHandle, &mut Conn)> {
+        let ch = *self
+            .ids
+            .get(&id)
+            .ok_or_else(|| QsError::state(format!("connection {id} is unknown or already closed and drained")))?;
+        Ok((ch, self.conns.get_mut(&ch).expect("ids and conns agree")))
+    }
+
+    /// Lets the engine and the connection exchange their internal events, then
+    /// turns the connection's events into caller events; removes it once drained.
+    pub(crate) fn settle(&mut self, ch: ConnectionHandle) {
+        let Some(conn) = self.conns.get_mut(&ch) else { return };
+        let mut drained = false;
+        while let Some(ev) = conn.inner.poll_endpoint_events() {
+            drained |= ev.is_drained();
+            if let Some(back) = self.endpoint.handle_event(ch, ev) {
+                conn.inner.handle_event(back);
+            }
+        }
+        let id = conn.id;
+        while let Some(ev) = conn.inner.poll() {
+            let mut e = QsEvent { conn: id, ..Default::default() };
+            match ev {
+                Event::HandshakeDataReady | Event::DatagramReceived | Event::DatagramsUnblocked => continue,
+                Event::Connected => {
+                    conn.connected = true;
+                    e.kind = QS_EVENT_CONNECTED;
+                }
+                Event::ConnectionLost { reason } => {
+                    let (kind, code) = close_kind(&reason);
+                    e.kind = if conn.connected { QS_EVENT_CONNECTION_CLOSED } else { QS_EVENT_HANDSHAKE_FAILED };
+                    e.detail = kind;
+                    e.code = code;
+                    conn.error = Some(describe(&reason));
+                }
+                Event::Stream(StreamEvent::Opened { dir }) => {
+                    while let Some(sid) = conn.inner.streams().accept(dir) {
+                        self.events.push_back(QsEvent {
+                            kind: QS_EVENT_STREAM_OPENED,
+                            detail: dir_code(dir),
+                            conn: id,
+                            stream: sid.0,
+                            code: 0,
+                        });
+                    }
+                    continue;
+                }
+                Event::Stream(StreamEvent::Readable { id: sid }) => {
+                    e.kind = QS_EVENT_STREAM_READABLE;
+                    e.stream = sid.0;
+                }
+                Event::Stream(StreamEvent::Writable { id: sid }) => {
+                    e.kind = QS_EVENT_STREAM_WRITABLE;
+                    e.stream = sid.0;
+                }
+                Event::Stream(StreamEvent::Finished { id: sid }) => {
+                    e.kind = QS_EVENT_STREAM_FINISHED;
+                    e.stream = sid.0;
+                }
+                Event::Stream(StreamEvent::Stopped { id: sid, error_code }) => {
+                    e.kind = QS_EVENT_STREAM_STOPPED;
+                    e.stream = sid.0;
+                    e.code = error_code.into_inner();
+                }
+                Event::Stream(StreamEvent::Available { dir }) => {
+                    e.kind = QS_EVENT_STREAMS_AVAILABLE;
+                    e.detail = dir_code(dir);
+                }
+            }
+            self.events.push_back(e);
+        }
+        if drained || conn.inner.is_drained() {
+            let id = conn.id;
+            self.conns.remove(&ch);
+            self.ids.remove(&id);
+            self.order.retain(|c| *c != ch);
+            self.events.push_back(QsEvent { kind: QS_EVENT_CONNECTION_DRAINED, conn: id, ..Default::default() });
+        }
+    }
+
+    fn recv(&mut self, data: &[u8], segment_size: usize, from: SocketAddr, local: Option<IpAddr>) {
+        let now = Instant::now();
+        let stride = if segment_size == 0 { data.len() } else { segment_size };
+        // One allocation for the whole batch; each datagram is split off without copying.
+        let mut all = BytesMut::from(data);
+        self.touched.clear();
+        while !all.is_empty() {
+            let dgram = all.split_to(stride.min(all.len()));
+            self.scratch.clear();
+            match self.endpoint.handle(now, from, local, None, dgram, &mut self.scratch) {
+                Some(DatagramEvent::ConnectionEvent(ch, ev)) => {
+                    if let Some(c) = self.conns.get_mut(&ch) {
+                        c.inner.handle_event(ev);
+                        if !self.touched.contains(&ch) {
+                            self.touched.push(ch);
+                        }
+                    }
+                }
+                Some(DatagramEvent::NewConnection(incoming)) => {
+                    if self.conns.len() >= self.max_connections {
+                        let t = self.endpoint.refuse(incoming, &mut self.scratch);
+                        self.push_response(t);
+                    } else if self.retry && !incoming.remote_address_validated() {
+                        match self.endpoint.retry(incoming, &mut self.scratch) {
+                            Ok(t) => self.push_response(t),
+                            Err(e) => self.endpoint.ignore(e.into_incoming()),
+                        }
+                    } else {
+                        match self.endpoint.accept(incoming, now, &mut self.scratch, None) {
+                            Ok((ch, conn)) => {
+                                let id = self.add(ch, conn);
+                                self.events.push_back(QsEvent {
+                                    kind: QS_EVENT_CONNECTION_INCOMING,
+                                    conn: id,
+                                    ..Default::default()
+                                });
+                                self.touched.push(ch);
+                            }
+                            Err(e) => {
+                                if let Some(t) = e.response {
+                                    self.push_response(t);
+                                }
+                            }
+                        }
+                    }
+                }
+                Some(DatagramEvent::Response(t)) => self.push_response(t),
+                None => {}
+            }
+        }
+        for i in 0..self.touched.len() {
+            let ch = self.touched[i];
+            self.settle(ch);
+        }
+    }
+
+    fn poll_transmit(&mut self, buf: &mut [u8], max_segments: usize, t: &mut QsTransmit) -> bool {
+        if let Some((to, data)) = self.responses.pop_front() {
+            if data.len() <= buf.len() {
+                buf[..data.len()].copy_from_slice(&data);
+                *t = QsTransmit { to: QsAddr::from_socket_addr(&to), len: data.len(), segment_size: data.len() };
+                return true;
+            }
+        }
+        let now = Instant::now();
+        for _ in 0..self.order.len() {
+            if self.cursor >= self.order.len() {
+                self.cursor = 0;
+            }
+            let ch = self.order[self.cursor];
+            self.cursor += 1;
+            let conn = self.conns.get_mut(&ch).expect("order and conns agree");
+            let mtu = usize::from(conn.inner.current_mtu()).max(1);
+            let segments = max_segments.min(buf.len() / mtu).max(1);
+            self.scratch.clear();
+            if let Some(tx) = conn.inner.poll_transmit(now, segments, &mut self.scratch) {
+                let n = tx.size.min(buf.len());
+                buf[..n].copy_from_slice(&self.scratch[..n]);
+                *t = QsTransmit {
+                    to: QsAddr::from_socket_addr(&tx.destination),
+                    len: n,
+                    segment_size: tx.segment_size.unwrap_or(n),
+                };
+                // Keep draining the same connection while it has data: fewer switches, bigger batches.
+                self.cursor -= 1;
+                self.settle(ch);
+                return true;
+            }
+        }
+        false
+    }
+
+    fn timeout(&mut self) -> Option<Instant> {
+        self.conns.values_mut().filter_map(|c| c.inner.poll_timeout()).min()
+    }
+
+    fn on_timeout(&mut self) {
+        let now = Instant::now();
+        self.touched.clear();
+        for (ch, c) in self.conns.iter_mut() {
+            if c.inner.poll_timeout().is_some_and(|t| t <= now) {
+                c.inner.handle_timeout(now);
+                self.touched.push(*ch);
+            }
+        }
+        for i in 0..self.touched.len() {
+            let ch = self.touched[i];
+            self.settle(ch);
+        }
+    }
+}
+
+pub(crate) fn with_endpoint<T>(ep: *mut QsEndpoint, f: impl FnOnce(&mut QsEndpoint) -> QsResult<T>) -> QsResult<T> {
+    if ep.is_null() {
+        return Err(QsError::arg("endpoint is null"));
+    }
+    // SAFETY: non-null handle from qs_endpoint_new; the caller serialises access.
+    f(unsafe { &mut *ep })
+}
+
+/// Creates an endpoint from a configuration: a server (accepts connections) or
+/// a client (makes them). Returns null on failure (see `qs_last_error`).
+#[no_mangle]
+pub extern "C" fn qs_endpoint_new(cfg: *const QsConfig, server: bool) -> *mut QsEndpoint {
+    guard_ptr(|| {
+        if cfg.is_null() {
+            return Err(QsError::arg("config is null"));
+        }
+        // SAFETY: non-null handle from qs_config_new.
+        let ep = QsEndpoint::new(unsafe { &*cfg }, server)?;
+        Ok(Box::into_raw(Box::new(ep)))
+    })
+}
+
+/// Frees an endpoint and every connection it still holds (without notifying peers:
+/// call `qs_endpoint_close_all` and flush transmits first). Null is ignored.
+#[no_mangle]
+pub extern "C" fn qs_endpoint_free(ep: *mut QsEndpoint) {
+    if !ep.is_null() {
+        // SAFETY: the pointer came from qs_endpoint_new and is freed once.
+        let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| drop(unsafe { Box::from_raw(ep) })));
+    }
+}
+
+/// Feeds received bytes from `from`. With `segment_size` > 0 the buffer holds
+/// several datagrams of that size (a GRO batch; the last may be shorter).
+/// `local` (nullable) is the address the datagram arrived on.
+#[no_mangle]
+pub extern "C" fn qs_endpoint_recv(
+    ep: *mut QsEndpoint,
+    data: *const u8,
+    len: usize,
+    segment_size: usize,
+    from: *const QsAddr,
+    local: *const QsAddr,
+) -> i32 {
+    guard_status(|| {
+        let data = slice(data, len, "datagram")?;
+        let from = read_addr(from, "source address")?;
+        let local = if local.is_null() { None } else { Some(read_addr(local, "local address")?.ip()) };
+        with_endpoint(ep, |e| {
+            if !data.is_empty() {
+                e.recv(data, segment_size, from, local);
+            }
+            Ok(QS_OK)
+        })
+    })
+}
+
+/// Writes the next datagram(s) to send into `buf` (at most `max_segments` of
+/// them, as one GSO batch) and describes them in `out`. Returns QS_OK, or
+/// QS_DONE when there is nothing to send now.
+#[no_mangle]
+pub extern "C" fn qs_endpoint_poll_transmit(
+    ep: *mut QsEndpoint,
+    buf: *mut u8,
+    cap: usize,
+    max_segments: usize,
+    out_tx: *mut QsTransmit,
+) -> i32 {
+    guard_status(|| {
+        let buf = slice_mut(buf, cap, "transmit buffer")?;
+        if buf.len() < 1200 {
+            return Err(QsError::arg(format!("transmit buffer of {} bytes is too small; give at least 65536", buf.len())));
+        }
+        if out_tx.is_null() {
+            return Err(QsError::arg("transmit descriptor (out parameter) is null"));
+        }
+        with_endpoint(ep, |e| {
+            let mut t = QsTransmit::default();
+            if e.poll_transmit(buf, max_segments.max(1), &mut t) {
+                out(out_tx, t, "transmit descriptor")?;
+                Ok(QS_OK)
+            } else {
+                Ok(QS_DONE)
+            }
+        })
+    })
+}
+
+/// Returns nanoseconds until `qs_endpoint_on_timeout` should be called (0: now), or QS_DONE if no timer is armed.
+#[no_mangle]
+pub extern "C" fn qs_endpoint_timeout(ep: *mut QsEndpoint) -> i64 {
+    guard(|| {
+        with_endpoint(ep, |e| {
+            Ok(match e.timeout() {
+                None => QS_DONE as i64,
+                Some(t) => i64::try_from(t.saturating_duration_since(Instant::now()).as_nanos()).unwrap_or(i64::MAX),
+            })
+        })
+    })
+}
+
+/// Fires every timer that is due.
+#[no_mangle]
+pub extern "C" fn qs_endpoint_on_timeout(ep: *mut QsEndpoint) -> i32 {
+    guard_status(|| {
+        with_endpoint(ep, |e| {
+            e.on_timeout();
+            Ok(QS_OK)
+        })
+    })
+}
+
+/// Takes the next event. Returns QS_OK, or QS_DONE when there is none.
+#[no_mangle]
+pub extern "C" fn qs_endpoint_poll_event(ep: *mut QsEndpoint, out_event: *mut QsEvent) -> i32 {
+    guard_status(|| {
+        with_endpoint(ep, |e| match e.events.pop_front() {
+            Some(ev) => {
+                out(out_event, ev, "event")?;
+                Ok(QS_OK)
+            }
+            None => Ok(QS_DONE),
+        })
+    })
+}
+
+/// Starts a connection to `to`, verifying the server's certificate for `server_name`.
+/// Writes the new connection's id; CONNECTED or HANDSHAKE_FAILED follows.
+#[no_mangle]
+pub extern "C" fn qs_endpoint_connect(
+    ep: *mut QsEndpoint,
+    to: *const QsAddr,
+    server_name: *const u8,
+    server_name_len: usize,
+    out_conn: *mut u64,
+) -> i32 {
+    guard_status(|| {
+        let to = read_addr(to, "server address")?;
+        let name = utf8(server_name, server_name_len, "server name")?;
+        with_endpoint(ep, |e| {
+            let cc = e.client.clone().ok_or_else(|| {
+                QsError::state("this endpoint was created as a server; create a client endpoint to connect")
+            })?;
+            let (ch, conn) = e
+                .endpoint
+                .connect(Instant::now(), cc, to, name)
+                .map_err(|err| QsError::new(QS_ERR_CONNECT, format!("cannot connect to {to} as '{name}': {err}")))?;
+            let id = e.add(ch, conn);
+            e.settle(ch);
+            out(out_conn, id, "connection id")?;
+            Ok(QS_OK)
+        })
+    })
+}
+
+/// Closes every connection with an application error code and reason (for shutdown).
+#[no_mangle]
+pub extern "C" fn qs_endpoint_close_all(ep: *mut QsEndpoint, code: u64, reason: *const u8, reason_len: usize) -> i32 {
+    guard_status(|| {
+        let reason = bytes::Bytes::copy_from_slice(slice(reason, reason_len, "reason")?);
+        let code = quinn_proto::VarInt::from_u64(code).map_err(|_| QsError::arg("error code must be below 2^62"))?;
+        with_endpoint(ep, |e| {
+            let now = Instant::now();
+            let handles: Vec<_> = e.conns.keys().copied().collect();
+            for ch in handles {
+                if let Some(c) = e.conns.get_mut(&ch) {
+                    c.inner.close(now, code, reason.clone());
+                }
+                e.settle(ch);
+            }
+            Ok(QS_OK)
+        })
+    })
+}
+
+/// Returns how many connections the endpoint holds (including closing ones).
+#[no_mangle]
+pub extern "C" fn qs_endpoint_connection_count(ep: *mut QsEndpoint) -> i64 {
+    guard(|| with_endpoint(ep, |e| Ok(e.conns.len() as i64)))
+}
+
+pub(crate) fn stream_id(id: u64) -> StreamId {
+    StreamId(id)
+}
