@@ -243,6 +243,12 @@ impl QsEndpoint {
                     continue;
                 }
                 Event::Stream(StreamEvent::Readable { id: sid }) => {
+                    // One READABLE per stream is enough until the caller reads; the engine
+                    // raises one per packet, which would cost the caller a call per packet.
+                    let last = self.events.back();
+                    if last.is_some_and(|l| l.kind == QS_EVENT_STREAM_READABLE && l.conn == id && l.stream == sid.0) {
+                        continue;
+                    }
                     e.kind = QS_EVENT_STREAM_READABLE;
                     e.stream = sid.0;
                 }

@@ -1,0 +1,39 @@
+using System.Text;
+
+namespace QuicSend.Native;
+
+/// <summary>Turns the shim's status codes into exceptions carrying its last-error text.</summary>
+internal static unsafe class NativeErrors
+{
+    internal static string LastError()
+    {
+        Span<byte> buf = stackalloc byte[1024];
+        long n;
+        fixed (byte* p = buf) n = NativeMethods.qs_last_error(p, (nuint)buf.Length);
+        if (n <= buf.Length) return Encoding.UTF8.GetString(buf[..(int)Math.Max(0, n)]);
+        var big = new byte[n];
+        fixed (byte* p = big) n = NativeMethods.qs_last_error(p, (nuint)big.Length);
+        return Encoding.UTF8.GetString(big, 0, (int)Math.Min(n, big.Length));
+    }
+
+    /// <summary>Throws for any error code; QS_OK, QS_DONE, QS_BLOCKED and non-negative values pass through.</summary>
+    internal static long Check(long rc, string operation)
+    {
+        if (rc >= QsConst.QS_BLOCKED) return rc;
+        throw ToException((int)rc, operation);
+    }
+
+    internal static Exception ToException(int rc, string operation)
+    {
+        var message = $"{operation}: {LastError()}";
+        return rc switch
+        {
+            QsConst.QS_ERR_INVALID_ARGUMENT => new ArgumentException(message),
+            QsConst.QS_ERR_TLS_CONFIG => new QuicConfigurationException(message),
+            QsConst.QS_ERR_INVALID_STATE => new InvalidOperationException(message),
+            QsConst.QS_ERR_CONNECT => new QuicException(QuicError.ConnectFailed, message),
+            QsConst.QS_ERR_PANIC => new QuicException(QuicError.Internal, message),
+            _ => new QuicException(QuicError.Internal, $"{message} (code {rc})"),
+        };
+    }
+}

@@ -1,0 +1,117 @@
+using System.Runtime.InteropServices;
+
+namespace QuicSend.Native;
+
+// Every entry point of native/include/quicsend.h, in header order; nothing else.
+// Endpoint calls take the raw pointer (nint): the EndpointDriver holds a reference
+// on its QsEndpointHandle for its whole life, and the hot path then pays no
+// SafeHandle add-ref/release per datagram.
+internal static unsafe partial class NativeMethods
+{
+    internal const string Library = "quicsend_native";
+
+    [LibraryImport(Library, EntryPoint = "qs_config_new")]
+    internal static partial QsConfigHandle qs_config_new();
+
+    [LibraryImport(Library, EntryPoint = "qs_config_free")]
+    internal static partial void qs_config_free(nint cfg);
+
+    [LibraryImport(Library, EntryPoint = "qs_config_load_cert_chain_pem")]
+    internal static partial int qs_config_load_cert_chain_pem(QsConfigHandle cfg, byte* pem, nuint len);
+
+    [LibraryImport(Library, EntryPoint = "qs_config_load_priv_key_pem")]
+    internal static partial int qs_config_load_priv_key_pem(QsConfigHandle cfg, byte* pem, nuint len);
+
+    [LibraryImport(Library, EntryPoint = "qs_config_add_trusted_root_pem")]
+    internal static partial int qs_config_add_trusted_root_pem(QsConfigHandle cfg, byte* pem, nuint len);
+
+    [LibraryImport(Library, EntryPoint = "qs_config_set_alpn")]
+    internal static partial int qs_config_set_alpn(QsConfigHandle cfg, byte* protos, nuint len);
+
+    [LibraryImport(Library, EntryPoint = "qs_config_set_timeouts")]
+    internal static partial int qs_config_set_timeouts(QsConfigHandle cfg, ulong idleTimeoutMs, ulong keepAliveMs);
+
+    [LibraryImport(Library, EntryPoint = "qs_config_set_max_streams")]
+    internal static partial int qs_config_set_max_streams(QsConfigHandle cfg, ulong bidi, ulong uni);
+
+    [LibraryImport(Library, EntryPoint = "qs_config_set_windows")]
+    internal static partial int qs_config_set_windows(QsConfigHandle cfg, ulong streamReceive, ulong connectionReceive, ulong send);
+
+    [LibraryImport(Library, EntryPoint = "qs_config_set_congestion")]
+    internal static partial int qs_config_set_congestion(QsConfigHandle cfg, uint algorithm);
+
+    [LibraryImport(Library, EntryPoint = "qs_config_set_mtu")]
+    internal static partial int qs_config_set_mtu(QsConfigHandle cfg, ushort initial, ushort max);
+
+    [LibraryImport(Library, EntryPoint = "qs_config_set_retry")]
+    internal static partial int qs_config_set_retry(QsConfigHandle cfg, [MarshalAs(UnmanagedType.U1)] bool enabled);
+
+    [LibraryImport(Library, EntryPoint = "qs_config_set_max_connections")]
+    internal static partial int qs_config_set_max_connections(QsConfigHandle cfg, ulong max);
+
+    [LibraryImport(Library, EntryPoint = "qs_conn_close")]
+    internal static partial int qs_conn_close(nint ep, ulong conn, ulong code, byte* reason, nuint reasonLen);
+
+    [LibraryImport(Library, EntryPoint = "qs_conn_error")]
+    internal static partial long qs_conn_error(nint ep, ulong conn, byte* buf, nuint cap);
+
+    [LibraryImport(Library, EntryPoint = "qs_conn_stats")]
+    internal static partial int qs_conn_stats(nint ep, ulong conn, QsStats* stats);
+
+    [LibraryImport(Library, EntryPoint = "qs_endpoint_new")]
+    internal static partial QsEndpointHandle qs_endpoint_new(QsConfigHandle cfg, [MarshalAs(UnmanagedType.U1)] bool server);
+
+    [LibraryImport(Library, EntryPoint = "qs_endpoint_free")]
+    internal static partial void qs_endpoint_free(nint ep);
+
+    [LibraryImport(Library, EntryPoint = "qs_endpoint_recv")]
+    internal static partial int qs_endpoint_recv(nint ep, byte* data, nuint len, nuint segmentSize, QsAddr* from, QsAddr* local);
+
+    [LibraryImport(Library, EntryPoint = "qs_endpoint_poll_transmit")]
+    internal static partial int qs_endpoint_poll_transmit(nint ep, byte* buf, nuint cap, nuint maxSegments, QsTransmit* tx);
+
+    [LibraryImport(Library, EntryPoint = "qs_endpoint_timeout")]
+    internal static partial long qs_endpoint_timeout(nint ep);
+
+    [LibraryImport(Library, EntryPoint = "qs_endpoint_on_timeout")]
+    internal static partial int qs_endpoint_on_timeout(nint ep);
+
+    [LibraryImport(Library, EntryPoint = "qs_endpoint_poll_event")]
+    internal static partial int qs_endpoint_poll_event(nint ep, QsEvent* ev);
+
+    [LibraryImport(Library, EntryPoint = "qs_endpoint_connect")]
+    internal static partial int qs_endpoint_connect(nint ep, QsAddr* to, byte* serverName, nuint serverNameLen, ulong* conn);
+
+    [LibraryImport(Library, EntryPoint = "qs_endpoint_close_all")]
+    internal static partial int qs_endpoint_close_all(nint ep, ulong code, byte* reason, nuint reasonLen);
+
+    [LibraryImport(Library, EntryPoint = "qs_endpoint_connection_count")]
+    internal static partial long qs_endpoint_connection_count(nint ep);
+
+    [LibraryImport(Library, EntryPoint = "qs_last_error")]
+    internal static partial long qs_last_error(byte* buf, nuint cap);
+
+    [LibraryImport(Library, EntryPoint = "qs_version")]
+    internal static partial long qs_version(byte* buf, nuint cap);
+
+    [LibraryImport(Library, EntryPoint = "qs_live_objects")]
+    internal static partial long qs_live_objects();
+
+    [LibraryImport(Library, EntryPoint = "qs_stream_open")]
+    internal static partial int qs_stream_open(nint ep, ulong conn, [MarshalAs(UnmanagedType.U1)] bool unidirectional, ulong* stream);
+
+    [LibraryImport(Library, EntryPoint = "qs_stream_write")]
+    internal static partial long qs_stream_write(nint ep, ulong conn, ulong stream, byte* data, nuint len, [MarshalAs(UnmanagedType.U1)] bool fin, ulong* code);
+
+    [LibraryImport(Library, EntryPoint = "qs_stream_read")]
+    internal static partial long qs_stream_read(nint ep, ulong conn, ulong stream, byte* buf, nuint cap, byte* fin, ulong* code);
+
+    [LibraryImport(Library, EntryPoint = "qs_stream_finish")]
+    internal static partial int qs_stream_finish(nint ep, ulong conn, ulong stream);
+
+    [LibraryImport(Library, EntryPoint = "qs_stream_reset")]
+    internal static partial int qs_stream_reset(nint ep, ulong conn, ulong stream, ulong errorCode);
+
+    [LibraryImport(Library, EntryPoint = "qs_stream_stop")]
+    internal static partial int qs_stream_stop(nint ep, ulong conn, ulong stream, ulong errorCode);
+}

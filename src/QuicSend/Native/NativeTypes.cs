@@ -1,0 +1,93 @@
+using System.Runtime.InteropServices;
+
+namespace QuicSend.Native;
+
+// Mirrors of the blittable structs and constants in native/include/quicsend.h.
+// NativeHeaderTests fails when these drift from the header.
+
+/// <summary>QsAddr: family 4 or 6, port in host order, IPv4 in the first 4 bytes of Ip.</summary>
+[StructLayout(LayoutKind.Sequential)]
+internal unsafe struct QsAddr
+{
+    public ushort Family;
+    public ushort Port;
+    public uint FlowInfo;
+    public uint ScopeId;
+    public fixed byte Ip[16];
+}
+
+[StructLayout(LayoutKind.Sequential)]
+internal struct QsEvent
+{
+    public uint Kind;
+    public uint Detail;
+    public ulong Conn;
+    public ulong Stream;
+    public ulong Code;
+}
+
+[StructLayout(LayoutKind.Sequential)]
+internal struct QsTransmit
+{
+    public QsAddr To;
+    public nuint Len;
+    public nuint SegmentSize;
+}
+
+[StructLayout(LayoutKind.Sequential)]
+internal struct QsStats
+{
+    public ulong RttNs;
+    public ulong Cwnd;
+    public ulong SentPackets;
+    public ulong LostPackets;
+    public ulong LostBytes;
+    public ulong CongestionEvents;
+    public ulong UdpTxBytes;
+    public ulong UdpRxBytes;
+    public ulong UdpTxDatagrams;
+    public ulong UdpRxDatagrams;
+    public uint Mtu;
+    public uint HandshakeDone;
+}
+
+internal static class QsConst
+{
+    public const int QS_OK = 0;
+    public const int QS_DONE = -1;
+    public const int QS_BLOCKED = -2;
+    public const int QS_ERR_INVALID_ARGUMENT = -10;
+    public const int QS_ERR_INVALID_STATE = -11;
+    public const int QS_ERR_TLS_CONFIG = -12;
+    public const int QS_ERR_STREAM_RESET = -13;
+    public const int QS_ERR_CONNECTION_CLOSED = -14;
+    public const int QS_ERR_CONNECT = -15;
+    public const int QS_ERR_PANIC = -99;
+
+    public const int QS_AF_INET = 4;
+    public const int QS_AF_INET6 = 6;
+
+    public const int QS_CC_BBR = 0;
+    public const int QS_CC_CUBIC = 1;
+    public const int QS_CC_NEW_RENO = 2;
+
+    public const int QS_EVENT_CONNECTION_INCOMING = 1;
+    public const int QS_EVENT_CONNECTED = 2;
+    public const int QS_EVENT_HANDSHAKE_FAILED = 3;
+    public const int QS_EVENT_CONNECTION_CLOSED = 4;
+    public const int QS_EVENT_CONNECTION_DRAINED = 5;
+    public const int QS_EVENT_STREAM_OPENED = 6;
+    public const int QS_EVENT_STREAM_READABLE = 7;
+    public const int QS_EVENT_STREAM_WRITABLE = 8;
+    public const int QS_EVENT_STREAM_FINISHED = 9;
+    public const int QS_EVENT_STREAM_STOPPED = 10;
+    public const int QS_EVENT_STREAMS_AVAILABLE = 11;
+
+    public const int QS_CLOSE_TIMED_OUT = 1;
+    public const int QS_CLOSE_LOCAL = 2;
+    public const int QS_CLOSE_APPLICATION = 3;
+    public const int QS_CLOSE_TRANSPORT = 4;
+    public const int QS_CLOSE_RESET = 5;
+    public const int QS_CLOSE_VERSION_MISMATCH = 6;
+    public const int QS_CLOSE_OTHER = 7;
+}

@@ -1,0 +1,198 @@
+using System.Diagnostics;
+using QuicSend.Native;
+using QuicSend.Transport.Sockets;
+
+namespace QuicSend.Transport;
+
+/// <summary>
+/// Drives one native endpoint: a dedicated thread waits on the UDP socket and
+/// the engine's next timer, feeds datagrams in batches, fires timers, turns
+/// engine events into completions, and sends what the engine has to send.
+/// Every native call on the endpoint happens under <see cref="Lock"/>; user
+/// operations take the same lock, flush their own output, and wake the thread
+/// only when they moved its next deadline earlier.
+/// </summary>
+internal sealed unsafe class EndpointDriver : IDisposable
+{
+    private const int ReceiveBatch = 64;      // receives per turn before sending again
+    private const int TransmitBatch = 256;    // sends per flush before letting receives in
+    private const int BufferSize = 1 << 16;
+
+    public readonly object Lock = new();
+    public readonly nint Ep;
+
+    private readonly QsEndpointHandle _handle;
+    private readonly DatagramSocket _socket;
+    private readonly Thread _thread;
+    private readonly byte* _rx;
+    private readonly byte* _tx;
+    private readonly Dictionary<ulong, QuicConnection> _connections = new();
+    private readonly Action<QuicConnection>? _onIncoming;
+    private volatile bool _stopping;
+    private bool _sleeping;
+    private long _wakeAt = long.MaxValue; // Stopwatch timestamp the thread sleeps until
+    private bool _moreToSend;
+    private bool _released;
+    private Exception? _fault;
+
+    public DatagramSocket Socket => _socket;
+
+    public EndpointDriver(QsEndpointHandle handle, DatagramSocket socket, string name, Action<QuicConnection>? onIncoming)
+    {
+        _handle = handle;
+        bool added = false;
+        handle.DangerousAddRef(ref added); // released in Dispose; keeps Ep valid for the driver's life
+        Ep = handle.DangerousGetHandle();
+        _socket = socket;
+        _onIncoming = onIncoming;
+        _rx = (byte*)System.Runtime.InteropServices.NativeMemory.Alloc(BufferSize);
+        _tx = (byte*)System.Runtime.InteropServices.NativeMemory.Alloc(BufferSize);
+        _thread = new Thread(Run) { IsBackground = true, Name = name };
+        _thread.Start();
+    }
+
+    public Exception? Fault => _fault;
+
+    public bool IsStopping => _stopping;
+
+    private void Run()
+    {
+        try
+        {
+            while (!_stopping)
+            {
+                long timeout;
+                lock (Lock)
+                {
+                    timeout = _moreToSend ? 0 : NativeMethods.qs_endpoint_timeout(Ep);
+                    _sleeping = timeout != 0;
+                    _wakeAt = timeout < 0 ? long.MaxValue : Stopwatch.GetTimestamp() + timeout * Stopwatch.Frequency / 1_000_000_000;
+                }
+                if (timeout != 0) _socket.Wait(timeout);
+                lock (Lock)
+                {
+                    _sleeping = false;
+                    if (_stopping) break;
+                    Receive();
+                    if (NativeMethods.qs_endpoint_timeout(Ep) == 0) NativeMethods.qs_endpoint_on_timeout(Ep);
+                    DispatchEvents();
+                    Flush();
+                }
+            }
+        }
+        catch (Exception e)
+        {
+            _fault = e;
+            lock (Lock)
+            {
+                var error = new QuicException(QuicError.Internal, $"The endpoint's driver thread failed: {e.Message}", e);
+                foreach (var c in _connections.Values.ToArray()) c.OnFault(error);
+            }
+        }
+    }
+
+    private void Receive()
+    {
+        var span = new Span<byte>(_rx, BufferSize);
+        for (int i = 0; i < ReceiveBatch; i++)
+        {
+            int n = _socket.TryReceive(span, out var from, out var segment);
+            if (n < 0) break;
+            if (n == 0) continue; // a wake-up, or an address we cannot use
+            NativeMethods.qs_endpoint_recv(Ep, _rx, (nuint)n, (nuint)segment, &from, null);
+        }
+    }
+
+    /// <summary>Sends what the engine has, up to a batch; remembers whether more is waiting.</summary>
+    private void Flush()
+    {
+        QsTransmit t;
+        int max = _socket.MaxSegments;
+        for (int i = 0; i < TransmitBatch; i++)
+        {
+            if (NativeMethods.qs_endpoint_poll_transmit(Ep, _tx, BufferSize, (nuint)max, &t) != QsConst.QS_OK)
+            {
+                _moreToSend = false;
+                return;
+            }
+            _socket.Send(new ReadOnlySpan<byte>(_tx, (int)t.Len), t.To, (int)t.SegmentSize);
+        }
+        _moreToSend = true;
+    }
+
+    private void DispatchEvents()
+    {
+        QsEvent ev;
+        while (NativeMethods.qs_endpoint_poll_event(Ep, &ev) == QsConst.QS_OK)
+        {
+            if (ev.Kind == QsConst.QS_EVENT_CONNECTION_INCOMING)
+            {
+                var c = new QuicConnection(this, ev.Conn, isServer: true, remote: null, serverName: null);
+                _connections[ev.Conn] = c;
+                continue;
+            }
+            if (!_connections.TryGetValue(ev.Conn, out var conn)) continue;
+            if (ev.Kind == QsConst.QS_EVENT_CONNECTED && conn.IsServer) _onIncoming?.Invoke(conn);
+            conn.OnEvent(ev);
+            if (ev.Kind == QsConst.QS_EVENT_CONNECTION_DRAINED) _connections.Remove(ev.Conn);
+        }
+    }
+
+    /// <summary>Registers a connection this side started. Caller holds Lock.</summary>
+    public void Add(QuicConnection c) => _connections[c.Id] = c;
+
+    /// <summary>
+    /// After a user operation (caller holds Lock): deliver events, send, and wake
+    /// the thread if it sleeps past the engine's new deadline or output is left.
+    /// </summary>
+    public void AfterUserOperation()
+    {
+        DispatchEvents();
+        Flush();
+        if (!_sleeping) return;
+        if (_moreToSend)
+        {
+            _socket.Wake();
+            return;
+        }
+        long t = NativeMethods.qs_endpoint_timeout(Ep);
+        if (t >= 0 && Stopwatch.GetTimestamp() + t * Stopwatch.Frequency / 1_000_000_000 < _wakeAt) _socket.Wake();
+    }
+
+    public void ThrowIfStopped()
+    {
+        if (_stopping || _released) throw new ObjectDisposedException("QuicEndpoint", "The endpoint was disposed.");
+    }
+
+    /// <summary>Closes all connections, lets the close frames out, stops the thread and frees the native endpoint.</summary>
+    public void Dispose()
+    {
+        lock (Lock)
+        {
+            if (_stopping) return;
+            if (!_released)
+            {
+                var reason = "endpoint disposed"u8;
+                fixed (byte* r = reason) NativeMethods.qs_endpoint_close_all(Ep, 0, r, (nuint)reason.Length);
+                DispatchEvents();
+                Flush();
+            }
+            _stopping = true;
+            var error = new QuicException(QuicError.EndpointDisposed, "The endpoint was disposed.");
+            foreach (var c in _connections.Values.ToArray()) c.OnFault(error);
+            _connections.Clear();
+        }
+        _socket.Wake();
+        if (Thread.CurrentThread != _thread) _thread.Join();
+        lock (Lock)
+        {
+            if (_released) return;
+            _released = true;
+            _socket.Dispose();
+            _handle.DangerousRelease();
+            _handle.Dispose();
+            System.Runtime.InteropServices.NativeMemory.Free(_rx);
+            System.Runtime.InteropServices.NativeMemory.Free(_tx);
+        }
+    }
+}

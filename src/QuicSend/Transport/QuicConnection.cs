@@ -1,0 +1,227 @@
+using System.Net;
+using System.Text;
+using System.Threading.Channels;
+using QuicSend.Native;
+
+namespace QuicSend.Transport;
+
+/// <summary>
+/// A QUIC connection. Open or accept streams on it; close it with an
+/// application code. All state changes arrive from the endpoint's driver.
+/// </summary>
+public sealed class QuicConnection : IAsyncDisposable
+{
+    private readonly EndpointDriver _driver;
+    private readonly Dictionary<ulong, QuicStream> _streams = new();
+    private readonly Channel<QuicStream> _incoming = Channel.CreateUnbounded<QuicStream>(new UnboundedChannelOptions { SingleWriter = true });
+    private TaskCompletionSource? _streamsAvailable; // shared by every opener waiting on the peer's stream limit
+    private readonly TaskCompletionSource _connected = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private readonly TaskCompletionSource<QuicException> _closed = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private QuicException? _error;
+    private bool _drained;
+
+    internal QuicConnection(EndpointDriver driver, ulong id, bool isServer, IPEndPoint? remote, string? serverName)
+    {
+        _driver = driver;
+        Id = id;
+        IsServer = isServer;
+        RemoteEndPoint = remote;
+        ServerName = serverName;
+    }
+
+    internal ulong Id { get; }
+
+    internal EndpointDriver Driver => _driver;
+
+    public bool IsServer { get; }
+
+    /// <summary>The peer's address (known on the client side; null on the server side for now).</summary>
+    public IPEndPoint? RemoteEndPoint { get; }
+
+    /// <summary>The name the server's certificate was verified against (client side).</summary>
+    public string? ServerName { get; }
+
+    /// <summary>Completes with the reason once the connection has closed for any reason.</summary>
+    public Task<QuicException> Closed => _closed.Task;
+
+    internal Task Connected => _connected.Task;
+
+    /// <summary>Opens a stream, waiting while the peer's stream limit is reached.</summary>
+    public async ValueTask<QuicStream> OpenStreamAsync(bool unidirectional = false, CancellationToken cancellationToken = default)
+    {
+        while (true)
+        {
+            Task wait;
+            lock (_driver.Lock)
+            {
+                ThrowIfClosed();
+                int rc = NativeOpen(unidirectional, out var sid);
+                if (rc == QsConst.QS_OK)
+                {
+                    var s = new QuicStream(this, sid, readable: !unidirectional, writable: true);
+                    _streams[sid] = s;
+                    _driver.AfterUserOperation();
+                    return s;
+                }
+                if (rc != QsConst.QS_BLOCKED) throw NativeErrors.ToException(rc, "Opening a stream");
+                _streamsAvailable ??= new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+                wait = _streamsAvailable.Task;
+            }
+            await wait.WaitAsync(cancellationToken).ConfigureAwait(false);
+        }
+    }
+
+    private unsafe int NativeOpen(bool unidirectional, out ulong sid)
+    {
+        ulong id;
+        int rc = NativeMethods.qs_stream_open(_driver.Ep, Id, unidirectional, &id);
+        sid = id;
+        return rc;
+    }
+
+    /// <summary>Waits for the peer to open a stream.</summary>
+    public async ValueTask<QuicStream> AcceptStreamAsync(CancellationToken cancellationToken = default)
+    {
+        try
+        {
+            return await _incoming.Reader.ReadAsync(cancellationToken).ConfigureAwait(false);
+        }
+        catch (ChannelClosedException)
+        {
+            throw Error();
+        }
+    }
+
+    /// <summary>Closes the connection with an application error code and reason, telling the peer.</summary>
+    public unsafe ValueTask CloseAsync(long errorCode = 0, string reason = "")
+    {
+        lock (_driver.Lock)
+        {
+            if (_error is not null || _drained || _driver.IsStopping) return ValueTask.CompletedTask;
+            var bytes = Encoding.UTF8.GetBytes(reason);
+            fixed (byte* r = bytes)
+                NativeErrors.Check(NativeMethods.qs_conn_close(_driver.Ep, Id, (ulong)errorCode, r, (nuint)bytes.Length), "Closing the connection");
+            _driver.AfterUserOperation();
+        }
+        return ValueTask.CompletedTask;
+    }
+
+    public ValueTask DisposeAsync() => CloseAsync(0, "disposed");
+
+    public unsafe QuicConnectionStats GetStats()
+    {
+        lock (_driver.Lock)
+        {
+            if (_drained) throw Error();
+            QsStats s;
+            NativeErrors.Check(NativeMethods.qs_conn_stats(_driver.Ep, Id, &s), "Reading connection statistics");
+            return new QuicConnectionStats(TimeSpan.FromTicks((long)(s.RttNs / 100)), (long)s.Cwnd, (long)s.SentPackets,
+                (long)s.LostPackets, (long)s.LostBytes, (long)s.CongestionEvents, (long)s.UdpTxBytes, (long)s.UdpRxBytes,
+                (long)s.UdpTxDatagrams, (long)s.UdpRxDatagrams, (int)s.Mtu);
+        }
+    }
+
+    internal QuicException Error() =>
+        _error ?? new QuicException(QuicError.ConnectionClosed, "The connection is closed.");
+
+    internal void ThrowIfClosed()
+    {
+        _driver.ThrowIfStopped();
+        if (_error is not null) throw _error;
+        if (_drained) throw Error();
+    }
+
+    internal bool IsClosed => _error is not null || _drained;
+
+    internal void Forget(ulong stream) => _streams.Remove(stream);
+
+    /// <summary>Handles one engine event for this connection. Runs on the driver under its lock.</summary>
+    internal void OnEvent(in QsEvent ev)
+    {
+        switch (ev.Kind)
+        {
+            case QsConst.QS_EVENT_CONNECTED:
+                _connected.TrySetResult();
+                break;
+            case QsConst.QS_EVENT_HANDSHAKE_FAILED:
+                Fail(HandshakeError(ReadError()));
+                break;
+            case QsConst.QS_EVENT_CONNECTION_CLOSED:
+                Fail(ClosedError(ev, ReadError()));
+                break;
+            case QsConst.QS_EVENT_CONNECTION_DRAINED:
+                _drained = true;
+                Fail(new QuicException(QuicError.ConnectionClosed, "The connection is closed."));
+                break;
+            case QsConst.QS_EVENT_STREAM_OPENED:
+            {
+                var s = new QuicStream(this, ev.Stream, readable: true, writable: ev.Detail == 0);
+                _streams[ev.Stream] = s;
+                _incoming.Writer.TryWrite(s);
+                break;
+            }
+            case QsConst.QS_EVENT_STREAM_READABLE:
+                if (_streams.TryGetValue(ev.Stream, out var r)) r.OnReadable();
+                break;
+            case QsConst.QS_EVENT_STREAM_WRITABLE:
+                if (_streams.TryGetValue(ev.Stream, out var w)) w.OnWritable();
+                break;
+            case QsConst.QS_EVENT_STREAM_STOPPED:
+                if (_streams.TryGetValue(ev.Stream, out var st)) st.OnStopped((long)ev.Code);
+                break;
+            case QsConst.QS_EVENT_STREAM_FINISHED:
+                if (_streams.TryGetValue(ev.Stream, out var f)) f.OnFinished();
+                break;
+            case QsConst.QS_EVENT_STREAMS_AVAILABLE:
+                _streamsAvailable?.TrySetResult();
+                _streamsAvailable = null;
+                break;
+        }
+    }
+
+    /// <summary>The endpoint stopped or its driver failed: fail everything still waiting.</summary>
+    internal void OnFault(QuicException error)
+    {
+        _drained = true;
+        Fail(error);
+    }
+
+    private void Fail(QuicException error)
+    {
+        if (_error is null) _error = error;
+        _connected.TrySetException(_error);
+        _closed.TrySetResult(_error);
+        _incoming.Writer.TryComplete();
+        _streamsAvailable?.TrySetException(_error);
+        foreach (var s in _streams.Values.ToArray()) s.OnConnectionFailed(_error);
+    }
+
+    private unsafe string ReadError()
+    {
+        Span<byte> buf = stackalloc byte[2048];
+        long n;
+        fixed (byte* p = buf) n = NativeMethods.qs_conn_error(_driver.Ep, Id, p, (nuint)buf.Length);
+        return n <= 0 ? "no reason given" : Encoding.UTF8.GetString(buf[..(int)Math.Min(n, buf.Length)]);
+    }
+
+    private QuicException HandshakeError(string reason)
+    {
+        var who = RemoteEndPoint is null ? "the client" : $"{RemoteEndPoint} ('{ServerName}')";
+        var hint = reason.Contains("UnknownIssuer", StringComparison.Ordinal)
+            ? " The server's certificate is not signed by any root this client trusts: add the CA that signed it to TrustedRootPaths."
+            : reason.Contains("NotValidForName", StringComparison.Ordinal)
+                ? " The server's certificate does not cover the server name asked for: connect with a name (or IP) listed in the certificate."
+                : reason.Contains("timed out", StringComparison.Ordinal)
+                    ? " Nothing answered: check that the server runs and that UDP reaches its port."
+                    : "";
+        return new QuicException(QuicError.HandshakeFailed, $"The TLS handshake with {who} failed: {reason}.{hint}");
+    }
+
+    private static QuicException ClosedError(in QsEvent ev, string reason) => ev.Detail switch
+    {
+        QsConst.QS_CLOSE_TIMED_OUT => new QuicException(QuicError.ConnectionTimedOut, $"The connection {reason}."),
+        QsConst.QS_CLOSE_APPLICATION => new QuicException(QuicError.ConnectionClosed, $"The connection was {reason}.") { ErrorCode = (long)ev.Code },
+        QsConst.QS_CLOSE_LOCAL => new QuicException(QuicError.ConnectionClosed, "The connection was closed locally."),
+        _ => new QuicException(QuicError.ConnectionClosed, $"The connection was lost: {reason}.") { ErrorCode = (long)ev.Code },
+    };
+}

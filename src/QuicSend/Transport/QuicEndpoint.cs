@@ -1,0 +1,159 @@
+using System.Net;
+using System.Text;
+using System.Threading.Channels;
+using QuicSend.Native;
+using QuicSend.Transport.Sockets;
+
+namespace QuicSend.Transport;
+
+/// <summary>
+/// A UDP socket with its QUIC engine: a server that accepts connections or a
+/// client that makes them. Dispose closes every connection and frees everything.
+/// </summary>
+public sealed class QuicEndpoint : IDisposable, IAsyncDisposable
+{
+    private readonly EndpointDriver _driver;
+    private readonly Channel<QuicConnection>? _accepted;
+    private readonly QuicClientOptions? _client;
+
+    private QuicEndpoint(QuicEndpointOptions options, IPEndPoint local, bool server)
+    {
+        using var cfg = EndpointConfig.Build(options);
+        var handle = NativeMethods.qs_endpoint_new(cfg, server);
+        if (handle.IsInvalid)
+        {
+            handle.Dispose();
+            throw new QuicConfigurationException($"Creating the {(server ? "server" : "client")} endpoint failed: {NativeErrors.LastError()}");
+        }
+        DatagramSocket socket;
+        try
+        {
+            socket = DatagramSocket.Open(local, options.UseBatchedIo, options.SocketBufferSize);
+        }
+        catch
+        {
+            handle.Dispose();
+            throw;
+        }
+        if (server) _accepted = Channel.CreateUnbounded<QuicConnection>(new UnboundedChannelOptions { SingleWriter = true });
+        else _client = (QuicClientOptions)options;
+        _driver = new EndpointDriver(handle, socket, server ? "quicsend-server" : "quicsend-client",
+            server ? c => _accepted!.Writer.TryWrite(c) : null);
+    }
+
+    /// <summary>Starts a server listening on <see cref="QuicServerOptions.ListenEndPoint"/>.</summary>
+    public static QuicEndpoint Listen(QuicServerOptions options) => new(options, options.ListenEndPoint, server: true);
+
+    /// <summary>Creates a client endpoint (one UDP socket; any number of connections).</summary>
+    public static QuicEndpoint CreateClient(QuicClientOptions options) =>
+        new(options, options.LocalEndPoint ?? new IPEndPoint(IPAddress.IPv6Any, 0), server: false);
+
+    /// <summary>The bound local address (with the real port when 0 was asked for).</summary>
+    public IPEndPoint LocalEndPoint => _driver.Socket.LocalEndPoint;
+
+    /// <summary>True when datagrams go out in segmentation-offload batches.</summary>
+    public bool UsesBatchedIo => _driver.Socket.MaxSegments > 1;
+
+    /// <summary>
+    /// Connects to a server and completes when the handshake has. The server's
+    /// certificate must chain to a trusted root and be valid for <paramref name="serverName"/>
+    /// (default: the address itself).
+    /// </summary>
+    public async ValueTask<QuicConnection> ConnectAsync(IPEndPoint remote, string? serverName = null, CancellationToken cancellationToken = default)
+    {
+        if (_client is null) throw new InvalidOperationException("This endpoint is a server; create a client endpoint with QuicEndpoint.CreateClient to connect.");
+        serverName ??= remote.Address.ToString();
+        var conn = StartConnect(remote, serverName);
+        using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        timeout.CancelAfter(_client.ConnectTimeout);
+        try
+        {
+            await conn.Connected.WaitAsync(timeout.Token).ConfigureAwait(false);
+            return conn;
+        }
+        catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
+        {
+            await conn.CloseAsync(0, "connect timeout").ConfigureAwait(false);
+            throw new QuicException(QuicError.ConnectTimeout,
+                $"No QUIC server answered at {remote} within {_client.ConnectTimeout.TotalSeconds:0.#} s. " +
+                "Check that the server runs, listens on that UDP port, and that no firewall drops UDP.");
+        }
+        catch (OperationCanceledException)
+        {
+            await conn.CloseAsync(0, "connect cancelled").ConfigureAwait(false);
+            throw;
+        }
+    }
+
+    private unsafe QuicConnection StartConnect(IPEndPoint remote, string serverName)
+    {
+        lock (_driver.Lock)
+        {
+            _driver.ThrowIfStopped();
+            var to = Addresses.From(remote);
+            var name = Encoding.UTF8.GetBytes(serverName);
+            ulong id;
+            fixed (byte* n = name)
+                NativeErrors.Check(NativeMethods.qs_endpoint_connect(_driver.Ep, &to, n, (nuint)name.Length, &id), $"Connecting to {remote}");
+            var conn = new QuicConnection(_driver, id, isServer: false, remote, serverName);
+            _driver.Add(conn);
+            _driver.AfterUserOperation();
+            return conn;
+        }
+    }
+
+    /// <summary>Server: waits for the next client whose handshake has completed.</summary>
+    public async ValueTask<QuicConnection> AcceptAsync(CancellationToken cancellationToken = default)
+    {
+        if (_accepted is null) throw new InvalidOperationException("This endpoint is a client; only a server endpoint accepts connections.");
+        try
+        {
+            return await _accepted.Reader.ReadAsync(cancellationToken).ConfigureAwait(false);
+        }
+        catch (ChannelClosedException)
+        {
+            throw new ObjectDisposedException(nameof(QuicEndpoint), "The endpoint was disposed.");
+        }
+    }
+
+    /// <summary>How many connections the engine holds, closing ones included.</summary>
+    public int ConnectionCount
+    {
+        get
+        {
+            lock (_driver.Lock)
+            {
+                _driver.ThrowIfStopped();
+                return (int)NativeMethods.qs_endpoint_connection_count(_driver.Ep);
+            }
+        }
+    }
+
+    /// <summary>Closes all connections (telling peers), stops the driver and frees native state. Safe to call twice.</summary>
+    public void Dispose()
+    {
+        _driver.Dispose();
+        _accepted?.Writer.TryComplete();
+    }
+
+    public ValueTask DisposeAsync()
+    {
+        Dispose();
+        return ValueTask.CompletedTask;
+    }
+
+    /// <summary>Native objects alive in this process (configs, endpoints, connections); for leak checks.</summary>
+    public static long LiveNativeObjects => NativeMethods.qs_live_objects();
+
+    /// <summary>The native library's version text.</summary>
+    public static unsafe string NativeVersion
+    {
+        get
+        {
+            Span<byte> buf = stackalloc byte[256];
+            long n;
+            fixed (byte* p = buf) n = NativeMethods.qs_version(p, (nuint)buf.Length);
+            return Encoding.UTF8.GetString(buf[..(int)Math.Min(n, buf.Length)]);
+        }
+    }
+}
