@@ -1,0 +1,118 @@
+// Bulk-throughput benchmark on loopback: one connection, memory to memory, the
+// receiver discards. QuicSend beside the baselines measured in the same run
+// (SslStream over TCP) and the figures recorded for this machine.
+//
+//   dotnet run -c Release --project benchmarks/QuicSend.Benchmarks -- [--mib 512] [--only quic]
+using System.Diagnostics;
+using System.Net;
+using System.Net.Security;
+using System.Net.Sockets;
+using System.Security.Cryptography.X509Certificates;
+using QuicSend.Security;
+using QuicSend.Transport;
+
+int mib = 512;
+string? only = null;
+for (int i = 0; i < args.Length; i++)
+{
+    if (args[i] == "--mib") mib = int.Parse(args[++i]);
+    else if (args[i] == "--only") only = args[++i];
+}
+long total = (long)mib << 20;
+var root = CertificateTool.CreateRootCa("Bench Root");
+var cert = CertificateTool.IssueServer(root, ["localhost"], [IPAddress.Loopback]);
+var payload = new byte[4 << 20];
+Random.Shared.NextBytes(payload);
+
+var rows = new List<(string Name, double MiBs, string Note)>();
+async Task Run(string name, Func<Task<double>> run, string note)
+{
+    if (only is not null && !name.Contains(only, StringComparison.OrdinalIgnoreCase)) return;
+    await run(); // warm-up: JIT, page faults
+    var best = 0.0;
+    for (int i = 0; i < 3; i++) best = Math.Max(best, await run());
+    rows.Add((name, best, note));
+    Console.WriteLine($"  {name}: {best:0} MiB/s");
+}
+
+async Task<double> Quic(CongestionControl cc, bool batched)
+{
+    using var server = QuicEndpoint.Listen(new QuicServerOptions
+    {
+        ListenEndPoint = new IPEndPoint(IPAddress.Loopback, 0),
+        CertificateChainPem = cert.CertificatePem, PrivateKeyPem = cert.PrivateKeyPem,
+        CongestionControl = cc, UseBatchedIo = batched,
+    });
+    using var client = QuicEndpoint.CreateClient(new QuicClientOptions
+    {
+        TrustedRootPems = { root.CertificatePem }, CongestionControl = cc, UseBatchedIo = batched,
+    });
+    var sink = Task.Run(async () =>
+    {
+        var c = await server.AcceptAsync();
+        var s = await c.AcceptStreamAsync();
+        var buf = new byte[1 << 20];
+        long got = 0;
+        int n;
+        while ((n = await s.ReadAsync(buf)) > 0) got += n;
+        await s.WriteAsync(new byte[1], completeWrites: true);
+        return got;
+    });
+    var conn = await client.ConnectAsync(server.LocalEndPoint, "localhost");
+    var sw = Stopwatch.StartNew();
+    var stream = await conn.OpenStreamAsync();
+    for (long sent = 0; sent < total; sent += payload.Length)
+        await stream.WriteAsync(payload.AsMemory(0, (int)Math.Min(payload.Length, total - sent)));
+    stream.CompleteWrites();
+    await stream.ReadAsync(new byte[1]);
+    sw.Stop();
+    if (await sink != total) throw new Exception("short transfer");
+    return total / 1048576.0 / sw.Elapsed.TotalSeconds;
+}
+
+async Task<double> Tls()
+{
+    using var x509 = X509Certificate2.CreateFromPem(cert.CertificatePem, cert.PrivateKeyPem);
+    using var serverCert = X509CertificateLoader.LoadPkcs12(x509.Export(X509ContentType.Pfx), null);
+    using var listener = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+    listener.Bind(new IPEndPoint(IPAddress.Loopback, 0));
+    listener.Listen();
+    var sink = Task.Run(async () =>
+    {
+        using var s = await listener.AcceptAsync();
+        await using var ssl = new SslStream(new NetworkStream(s, true));
+        await ssl.AuthenticateAsServerAsync(serverCert);
+        var buf = new byte[1 << 20];
+        long got = 0;
+        int n;
+        while (got < total && (n = await ssl.ReadAsync(buf)) > 0) got += n;
+        await ssl.WriteAsync(new byte[1]);
+        return got;
+    });
+    using var c = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+    await c.ConnectAsync(listener.LocalEndPoint!);
+    await using var cssl = new SslStream(new NetworkStream(c, true), false, (_, _, _, _) => true);
+    await cssl.AuthenticateAsClientAsync("localhost");
+    var sw = Stopwatch.StartNew();
+    for (long sent = 0; sent < total; sent += payload.Length)
+        await cssl.WriteAsync(payload.AsMemory(0, (int)Math.Min(payload.Length, total - sent)));
+    await cssl.ReadExactlyAsync(new byte[1]);
+    sw.Stop();
+    await sink;
+    return total / 1048576.0 / sw.Elapsed.TotalSeconds;
+}
+
+Console.WriteLine($"Bulk transfer, {mib} MiB, one connection, loopback, best of 3:");
+await Run("QuicSend (BBR, GSO/GRO)", () => Quic(CongestionControl.Bbr, true), "this library");
+await Run("QuicSend (CUBIC, GSO/GRO)", () => Quic(CongestionControl.Cubic, true), "this library");
+await Run("QuicSend (BBR, portable I/O)", () => Quic(CongestionControl.Bbr, false), "this library, no batching");
+await Run("SslStream over TCP", Tls, "baseline, measured now");
+
+Console.WriteLine();
+Console.WriteLine($"| {"transport",-32} | {"MiB/s",7} | note |");
+Console.WriteLine($"|{new string('-', 34)}|{new string('-', 9)}|------|");
+foreach (var r in rows) Console.WriteLine($"| {r.Name,-32} | {r.MiBs,7:0} | {r.Note} |");
+// Recorded on the reference machine (2 cores, loopback, 512 MiB, one connection); see README.
+Console.WriteLine($"| {"pure-Rust quinn (recorded)",-32} | {830,7} | reference figure, not run here |");
+Console.WriteLine($"| {"HttpClient/Kestrel HTTP/2 (rec.)",-32} | {410,7} | reference figure, not run here |");
+Console.WriteLine($"| {"SslStream over TCP (recorded)",-32} | {990,7} | reference figure |");
