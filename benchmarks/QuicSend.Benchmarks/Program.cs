@@ -64,7 +64,7 @@ async Task<double> Quic(CongestionControl cc, bool batched)
     for (long sent = 0; sent < total; sent += payload.Length)
         await stream.WriteAsync(payload.AsMemory(0, (int)Math.Min(payload.Length, total - sent)));
     stream.CompleteWrites();
-    await stream.ReadAsync(new byte[1]);
+    await stream.ReadExactlyAsync(new byte[1]);
     sw.Stop();
     if (await sink != total) throw new Exception("short transfer");
     return total / 1048576.0 / sw.Elapsed.TotalSeconds;

@@ -1,0 +1,130 @@
+// QuicSend build. Run through ./build.sh (which restores the pinned cake.tool):
+//   ./build.sh                  build everything, then run the demo (a local server and client move a file)
+//   ./build.sh --target=Test    build everything, then run the tests
+//   ./build.sh --target=Bench   build everything, then run the throughput benchmark
+// Each step is a no-op when its inputs have not changed.
+
+var target = Argument("target", "Demo");
+var configuration = Argument("configuration", "Release");
+var demoSize = Argument("demo-size-mib", "256");
+
+var repo = MakeAbsolute(Directory(".."));
+var native = repo.Combine("native");
+var header = native.CombineWithFilePath("include/quicsend.h");
+var isCi = EnvironmentVariable("CI") == "true";
+
+int Run(string tool, string arguments, DirectoryPath workingDirectory = null, bool quiet = false)
+{
+    var settings = new ProcessSettings { Arguments = arguments, WorkingDirectory = workingDirectory ?? repo, RedirectStandardOutput = quiet };
+    using var process = StartAndReturnProcess(tool, settings);
+    process.WaitForExit();
+    return process.GetExitCode();
+}
+
+bool Has(string tool) => Run("bash", $"-c \"command -v {tool} >/dev/null\"", quiet: true) == 0;
+
+Task("Prerequisites")
+    .Description("Checks for cargo and dpkg/apt; installs cbindgen from Debian if missing.")
+    .Does(() =>
+{
+    if (!Has("cargo"))
+        throw new Exception("cargo is not installed. Install a stable Rust toolchain (rustup or Debian's cargo) and run the build again.");
+    if (!Has("cbindgen"))
+    {
+        Information("cbindgen missing: installing Debian's package (generates native/include/quicsend.h)");
+        if (!Has("apt-get"))
+            throw new Exception("cbindgen is missing and apt-get is not available: install cbindgen (cargo install cbindgen) and run the build again.");
+        var sudo = EnvironmentVariable("USER") == "root" || Run("bash", "-c \"[ $(id -u) -eq 0 ]\"", quiet: true) == 0 ? "" : "sudo ";
+        if (Run("bash", $"-c \"{sudo}apt-get update -qq && DEBIAN_FRONTEND=noninteractive {sudo}apt-get install -y -qq cbindgen >/dev/null\"") != 0)
+            throw new Exception("Installing cbindgen with apt-get failed; install it by hand (apt-get install cbindgen) and run the build again.");
+    }
+});
+
+Task("Crates")
+    .Description("Supplies the Rust crates from Debian packages pinned in build/crates/packages.lock.")
+    .Does(() =>
+{
+    if (Run("bash", "build/crates/supply.sh") != 0)
+        throw new Exception("The crate supply failed (see above).");
+});
+
+Task("Native")
+    .Description("Builds the Rust shim (cargo --offline against the Debian crates).")
+    .IsDependentOn("Prerequisites")
+    .IsDependentOn("Crates")
+    .Does(() =>
+{
+    if (Run("cargo", "build --release --offline --locked", native) != 0)
+        throw new Exception("cargo build of native/ failed (see above).");
+});
+
+Task("Header")
+    .Description("Regenerates native/include/quicsend.h with cbindgen; in CI a stale checked-in header fails the build.")
+    .IsDependentOn("Native")
+    .Does(() =>
+{
+    var fresh = native.CombineWithFilePath("target/quicsend.h");
+    if (Run("cbindgen", $"--config cbindgen.toml --crate quicsend_native --quiet --output {fresh}", native) != 0)
+        throw new Exception("cbindgen failed to generate the header (see above).");
+    var now = System.IO.File.ReadAllText(fresh.FullPath);
+    var old = System.IO.File.Exists(header.FullPath) ? System.IO.File.ReadAllText(header.FullPath) : "";
+    if (now == old) return;
+    if (isCi)
+        throw new Exception("native/include/quicsend.h is out of date with native/src. Run ./build.sh locally and commit the regenerated header.");
+    System.IO.File.WriteAllText(header.FullPath, now);
+    Warning("native/include/quicsend.h was regenerated from native/src: commit it (NativeHeaderTests checks the C# declarations against it).");
+});
+
+Task("Build")
+    .Description("Builds the C# solution (the shim is copied next to the assemblies).")
+    .IsDependentOn("Header")
+    .Does(() =>
+{
+    DotNetBuild(repo.CombineWithFilePath("QuicSendNative.sln").FullPath, new DotNetBuildSettings
+    {
+        Configuration = configuration,
+        Verbosity = DotNetVerbosity.Minimal,
+        NoLogo = true,
+    });
+});
+
+Task("Test")
+    .Description("Runs the NUnit tests and prints a one-line summary.")
+    .IsDependentOn("Build")
+    .Does(() =>
+{
+    var results = repo.Combine("artifacts/test-results");
+    CleanDirectory(results);
+    var code = Run("dotnet", $"test tests/QuicSend.Tests/QuicSend.Tests.csproj -c {configuration} --no-build " +
+                   $"--logger \"console;verbosity=normal\" --logger \"trx;LogFileName=tests.trx\" --results-directory {results}");
+    var trx = System.IO.Path.Combine(results.FullPath, "tests.trx");
+    if (System.IO.File.Exists(trx))
+    {
+        var doc = System.Xml.Linq.XDocument.Load(trx);
+        var counters = doc.Descendants().First(e => e.Name.LocalName == "Counters");
+        int Count(string name) => int.Parse(counters.Attribute(name)?.Value ?? "0");
+        Information($"Tests: {Count("passed")} passed, {Count("failed") + Count("error") + Count("timeout") + Count("aborted")} failed, {Count("notExecuted")} skipped");
+        if (Count("total") == 0) throw new Exception("No test ran.");
+    }
+    if (code != 0) throw new Exception($"Tests failed (dotnet test exit code {code}).");
+});
+
+Task("Demo")
+    .Description("Runs the demo: a local server and client move a real file and print the throughput.")
+    .IsDependentOn("Build")
+    .Does(() =>
+{
+    if (Run("dotnet", $"examples/FileDemo/bin/{configuration}/net10.0/FileDemo.dll --size-mib {demoSize}") != 0)
+        throw new Exception("The demo failed (see above).");
+});
+
+Task("Bench")
+    .Description("Runs the loopback throughput benchmark and prints the table with the baselines.")
+    .IsDependentOn("Build")
+    .Does(() =>
+{
+    if (Run("dotnet", $"benchmarks/QuicSend.Benchmarks/bin/{configuration}/net10.0/QuicSend.Benchmarks.dll") != 0)
+        throw new Exception("The benchmark failed (see above).");
+});
+
+RunTarget(target);
