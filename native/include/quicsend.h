@@ -328,9 +328,17 @@ int32_t qs_endpoint_recv(struct QsEndpoint *ep,
                          const struct QsAddr *local);
 
 /**
+ * Lends a buffer of at least `min_len` bytes to receive the next datagram (or
+ * GRO batch) into; passing it to `qs_endpoint_recv` then avoids a copy. Valid
+ * until the next call on this endpoint.
+ */
+int32_t qs_endpoint_recv_buffer(struct QsEndpoint *ep, uintptr_t min_len, uint8_t **out_ptr);
+
+/**
  * Writes the next datagram(s) to send into `buf` (at most `max_segments` of
- * them, as one GSO batch) and describes them in `out`. Returns QS_OK, or
- * QS_DONE when there is nothing to send now.
+ * them, to one destination, as one GSO batch: all `segment_size` long but the
+ * last) and describes them in `out`. Returns QS_OK, or QS_DONE when there is
+ * nothing to send now. `cap` of 65000 suits a GSO send of up to 44 datagrams.
  */
 int32_t qs_endpoint_poll_transmit(struct QsEndpoint *ep,
                                   uint8_t *buf,

@@ -117,6 +117,10 @@ pub struct QsEndpoint {
     /// Datagrams the endpoint itself answers with (Retry, version negotiation, stateless reset, refusal).
     responses: VecDeque<(SocketAddr, Vec<u8>)>,
     scratch: Vec<u8>,
+    /// A transmit left in `scratch` because it did not fit the previous batch.
+    stash: Option<(SocketAddr, usize, usize)>,
+    /// Receive buffer the caller reads datagrams straight into (see `qs_endpoint_recv_buffer`).
+    rx: BytesMut,
     touched: Vec<ConnectionHandle>,
     retry: bool,
     max_connections: usize,
@@ -174,6 +178,8 @@ impl QsEndpoint {
             events: VecDeque::new(),
             responses: VecDeque::new(),
             scratch: Vec::with_capacity(64 * 1024),
+            stash: None,
+            rx: BytesMut::new(),
             touched: Vec::new(),
             retry: cfg.retry,
             max_connections: usize::try_from(cfg.max_connections).unwrap_or(usize::MAX),
@@ -281,11 +287,9 @@ impl QsEndpoint {
         }
     }
 
-    fn recv(&mut self, data: &[u8], segment_size: usize, from: SocketAddr, local: Option<IpAddr>) {
+    fn recv(&mut self, mut all: BytesMut, segment_size: usize, from: SocketAddr, local: Option<IpAddr>) {
         let now = Instant::now();
-        let stride = if segment_size == 0 { data.len() } else { segment_size };
-        // One allocation for the whole batch; each datagram is split off without copying.
-        let mut all = BytesMut::from(data);
+        let stride = if segment_size == 0 { all.len() } else { segment_size };
         self.touched.clear();
         while !all.is_empty() {
             let dgram = all.split_to(stride.min(all.len()));
@@ -337,15 +341,17 @@ impl QsEndpoint {
         }
     }
 
-    fn poll_transmit(&mut self, buf: &mut [u8], max_segments: usize, t: &mut QsTransmit) -> bool {
-        if let Some((to, data)) = self.responses.pop_front() {
-            if data.len() <= buf.len() {
-                buf[..data.len()].copy_from_slice(&data);
-                *t = QsTransmit { to: QsAddr::from_socket_addr(&to), len: data.len(), segment_size: data.len() };
-                return true;
-            }
+    /// Puts the next transmit from any connection (or an endpoint response) in
+    /// `scratch` and describes it as (destination, segment size, length).
+    fn next_transmit(&mut self, now: Instant, max_segments: usize, room: usize) -> Option<(SocketAddr, usize, usize)> {
+        if let Some(stashed) = self.stash.take() {
+            return Some(stashed);
         }
-        let now = Instant::now();
+        if let Some((to, data)) = self.responses.pop_front() {
+            self.scratch.clear();
+            self.scratch.extend_from_slice(&data);
+            return Some((to, data.len(), data.len()));
+        }
         for _ in 0..self.order.len() {
             if self.cursor >= self.order.len() {
                 self.cursor = 0;
@@ -354,23 +360,55 @@ impl QsEndpoint {
             self.cursor += 1;
             let conn = self.conns.get_mut(&ch).expect("order and conns agree");
             let mtu = usize::from(conn.inner.current_mtu()).max(1);
-            let segments = max_segments.min(buf.len() / mtu).max(1);
+            let segments = max_segments.min(room / mtu).max(1);
             self.scratch.clear();
             if let Some(tx) = conn.inner.poll_transmit(now, segments, &mut self.scratch) {
-                let n = tx.size.min(buf.len());
-                buf[..n].copy_from_slice(&self.scratch[..n]);
-                *t = QsTransmit {
-                    to: QsAddr::from_socket_addr(&tx.destination),
-                    len: n,
-                    segment_size: tx.segment_size.unwrap_or(n),
-                };
                 // Keep draining the same connection while it has data: fewer switches, bigger batches.
                 self.cursor -= 1;
                 self.settle(ch);
-                return true;
+                return Some((tx.destination, tx.segment_size.unwrap_or(tx.size), tx.size));
             }
         }
-        false
+        None
+    }
+
+    /// Fills `buf` with one batch for one segmentation-offload send: consecutive
+    /// transmits to the same destination with the same segment size, every
+    /// datagram but the last full-sized, at most `max_segments` of them. The
+    /// engine hands out at most 10 datagrams per poll; joining polls lets one
+    /// system call carry up to 64.
+    fn poll_transmit(&mut self, buf: &mut [u8], max_segments: usize, t: &mut QsTransmit) -> bool {
+        let now = Instant::now();
+        let mut len = 0usize;
+        let mut segment = 0usize;
+        let mut dest = None;
+        loop {
+            let used_segments = if segment == 0 { 0 } else { len / segment };
+            let budget = max_segments.saturating_sub(used_segments).max(1);
+            let Some((to, seg, n)) = self.next_transmit(now, budget, buf.len() - len) else { break };
+            if len == 0 {
+                if n > buf.len() {
+                    continue; // cannot happen with the documented buffer size; drop rather than overrun
+                }
+                buf[..n].copy_from_slice(&self.scratch[..n]);
+                len = n;
+                segment = seg;
+                dest = Some(to);
+            } else if dest == Some(to) && seg == segment && len + n <= buf.len() && (len + n).div_ceil(segment) <= max_segments {
+                buf[len..len + n].copy_from_slice(&self.scratch[..n]);
+                len += n;
+            } else {
+                self.stash = Some((to, seg, n));
+                break;
+            }
+            // A short datagram ends a batch: only the last one may be smaller than the segment size.
+            if segment == 0 || len % segment != 0 || len / segment >= max_segments {
+                break;
+            }
+        }
+        let Some(to) = dest else { return false };
+        *t = QsTransmit { to: QsAddr::from_socket_addr(&to), len, segment_size: segment.min(len) };
+        true
     }
 
     fn timeout(&mut self) -> Option<Instant> {
@@ -442,17 +480,46 @@ pub extern "C" fn qs_endpoint_recv(
         let from = read_addr(from, "source address")?;
         let local = if local.is_null() { None } else { Some(read_addr(local, "local address")?.ip()) };
         with_endpoint(ep, |e| {
-            if !data.is_empty() {
-                e.recv(data, segment_size, from, local);
+            if data.is_empty() {
+                return Ok(QS_OK);
             }
+            // Data read into the buffer from qs_endpoint_recv_buffer is taken without a copy;
+            // each datagram is then split off the batch without copying either.
+            let batch = if e.rx.capacity() - e.rx.len() >= data.len() && e.rx.spare_capacity_mut().as_ptr() as *const u8 == data.as_ptr() {
+                // SAFETY: the caller wrote `len` initialised bytes at the start of the spare capacity.
+                unsafe { e.rx.set_len(data.len()) };
+                e.rx.split()
+            } else {
+                BytesMut::from(data)
+            };
+            e.recv(batch, segment_size, from, local);
+            Ok(QS_OK)
+        })
+    })
+}
+
+/// Lends a buffer of at least `min_len` bytes to receive the next datagram (or
+/// GRO batch) into; passing it to `qs_endpoint_recv` then avoids a copy. Valid
+/// until the next call on this endpoint.
+#[no_mangle]
+pub extern "C" fn qs_endpoint_recv_buffer(ep: *mut QsEndpoint, min_len: usize, out_ptr: *mut *mut u8) -> i32 {
+    guard_status(|| {
+        with_endpoint(ep, |e| {
+            // Reserve in large slabs: small datagrams (ACKs) then share one allocation
+            // instead of costing a fresh buffer each.
+            if e.rx.capacity() - e.rx.len() < min_len {
+                e.rx.reserve(min_len.max(1 << 20));
+            }
+            out(out_ptr, e.rx.spare_capacity_mut().as_mut_ptr() as *mut u8, "buffer pointer")?;
             Ok(QS_OK)
         })
     })
 }
 
 /// Writes the next datagram(s) to send into `buf` (at most `max_segments` of
-/// them, as one GSO batch) and describes them in `out`. Returns QS_OK, or
-/// QS_DONE when there is nothing to send now.
+/// them, to one destination, as one GSO batch: all `segment_size` long but the
+/// last) and describes them in `out`. Returns QS_OK, or QS_DONE when there is
+/// nothing to send now. `cap` of 65000 suits a GSO send of up to 44 datagrams.
 #[no_mangle]
 pub extern "C" fn qs_endpoint_poll_transmit(
     ep: *mut QsEndpoint,

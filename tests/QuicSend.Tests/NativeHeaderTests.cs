@@ -54,10 +54,11 @@ public partial class NativeHeaderTests
     {
         c = c.Replace("const ", "").Replace("struct ", "").Trim();
         if (!c.EndsWith('*')) return Scalars.TryGetValue(c, out var s) && s == t;
-        var pointee = c.TrimEnd('*').Trim();
+        var pointee = c[..^1].Trim();
         if (OpaqueHandles.TryGetValue(pointee, out var handle)) return t == handle || t == typeof(nint);
         if (!t.IsPointer) return false;
         var element = t.GetElementType()!;
+        if (pointee.EndsWith('*')) return Matches(pointee, element);
         return Scalars.TryGetValue(pointee, out var ps) ? ps == element : element.Name == pointee;
     }
 

@@ -67,6 +67,9 @@ internal static unsafe partial class NativeMethods
     [LibraryImport(Library, EntryPoint = "qs_endpoint_recv")]
     internal static partial int qs_endpoint_recv(nint ep, byte* data, nuint len, nuint segmentSize, QsAddr* from, QsAddr* local);
 
+    [LibraryImport(Library, EntryPoint = "qs_endpoint_recv_buffer")]
+    internal static partial int qs_endpoint_recv_buffer(nint ep, nuint minLen, byte** ptr);
+
     [LibraryImport(Library, EntryPoint = "qs_endpoint_poll_transmit")]
     internal static partial int qs_endpoint_poll_transmit(nint ep, byte* buf, nuint cap, nuint maxSegments, QsTransmit* tx);
 

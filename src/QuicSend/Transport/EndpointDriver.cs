@@ -17,6 +17,7 @@ internal sealed unsafe class EndpointDriver : IDisposable
     private const int ReceiveBatch = 64;      // receives per turn before sending again
     private const int TransmitBatch = 256;    // sends per flush before letting receives in
     private const int BufferSize = 1 << 16;
+    private const int TransmitCapacity = 65000; // one GSO send: at most 64 KiB of UDP payload
 
     public readonly object Lock = new();
     public readonly nint Ep;
@@ -93,13 +94,15 @@ internal sealed unsafe class EndpointDriver : IDisposable
 
     private void Receive()
     {
-        var span = new Span<byte>(_rx, BufferSize);
         for (int i = 0; i < ReceiveBatch; i++)
         {
-            int n = _socket.TryReceive(span, out var from, out var segment);
+            // Receive straight into the engine's buffer: no copy between the kernel and the engine.
+            byte* buf;
+            if (NativeMethods.qs_endpoint_recv_buffer(Ep, BufferSize, &buf) != QsConst.QS_OK) buf = _rx;
+            int n = _socket.TryReceive(new Span<byte>(buf, BufferSize), out var from, out var segment);
             if (n < 0) break;
             if (n == 0) continue; // a wake-up, or an address we cannot use
-            NativeMethods.qs_endpoint_recv(Ep, _rx, (nuint)n, (nuint)segment, &from, null);
+            NativeMethods.qs_endpoint_recv(Ep, buf, (nuint)n, (nuint)segment, &from, null);
         }
     }
 
@@ -110,7 +113,7 @@ internal sealed unsafe class EndpointDriver : IDisposable
         int max = _socket.MaxSegments;
         for (int i = 0; i < TransmitBatch; i++)
         {
-            if (NativeMethods.qs_endpoint_poll_transmit(Ep, _tx, BufferSize, (nuint)max, &t) != QsConst.QS_OK)
+            if (NativeMethods.qs_endpoint_poll_transmit(Ep, _tx, TransmitCapacity, (nuint)max, &t) != QsConst.QS_OK)
             {
                 _moreToSend = false;
                 return;

@@ -35,7 +35,7 @@ internal sealed unsafe class LinuxDatagramSocket : DatagramSocket
         if (_ipv6) SetInt(_fd, SOL_IP, IP_MTU_DISCOVER, IP_PMTUDISC_PROBE);
         SetInt(_fd, SOL_UDP, UDP_GRO, 1);
         // UDP_SEGMENT as a socket option succeeds exactly when the kernel supports GSO.
-        _maxSegments = SetInt(_fd, SOL_UDP, UDP_SEGMENT, 0) == 0 ? 10 : 1;
+        _maxSegments = SetInt(_fd, SOL_UDP, UDP_SEGMENT, 0) == 0 ? 64 : 1; // the kernel's UDP_MAX_SEGMENTS
         _wakeFd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
         if (_wakeFd < 0) throw new QuicException(QuicError.Internal, $"eventfd failed (errno {Marshal.GetLastPInvokeError()})");
         _block = (byte*)NativeMemory.AllocZeroed(2 * (NameSize + ControlSize));
