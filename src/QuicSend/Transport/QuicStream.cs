@@ -9,6 +9,8 @@ namespace QuicSend.Transport;
 /// </summary>
 public sealed class QuicStream : Stream
 {
+    private const int MaxWriteSlice = 256 * 1024;
+
     private readonly QuicConnection _conn;
     private readonly EndpointDriver _driver;
     private readonly AsyncSignal _readable = new();
@@ -113,7 +115,12 @@ public sealed class QuicStream : Stream
                 ObjectDisposedException.ThrowIf(_disposed, this);
                 if (_writeDone) throw new InvalidOperationException($"Stream {Id} was already completed for writing.");
                 _conn.ThrowIfClosed();
-                long n = NativeWrite(buffer.Span, completeWrites, out ulong code);
+                // Hand the engine at most MaxWriteSlice per call: it copies each call into one
+                // allocation, and slices that size are recycled by the allocator instead of
+                // being mapped fresh (page faults) for every multi-megabyte write.
+                var slice = buffer.Length > MaxWriteSlice ? buffer[..MaxWriteSlice] : buffer;
+                bool fin = completeWrites && slice.Length == buffer.Length;
+                long n = NativeWrite(slice.Span, fin, out ulong code);
                 if (n >= 0)
                 {
                     buffer = buffer[(int)n..];
