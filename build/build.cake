@@ -24,7 +24,7 @@ int Run(string tool, string arguments, DirectoryPath workingDirectory = null, bo
 bool Has(string tool) => Run("bash", $"-c \"command -v {tool} >/dev/null\"", quiet: true) == 0;
 
 Task("Prerequisites")
-    .Description("Checks for cargo and dpkg/apt; installs cbindgen from Debian if missing.")
+    .Description("Checks for cargo and dpkg/apt; installs cbindgen and openssl from Debian if missing.")
     .Does(() =>
 {
     if (!Has("cargo"))
@@ -37,6 +37,15 @@ Task("Prerequisites")
         var sudo = EnvironmentVariable("USER") == "root" || Run("bash", "-c \"[ $(id -u) -eq 0 ]\"", quiet: true) == 0 ? "" : "sudo ";
         if (Run("bash", $"-c \"{sudo}apt-get update -qq && DEBIAN_FRONTEND=noninteractive {sudo}apt-get install -y -qq cbindgen >/dev/null\"") != 0)
             throw new Exception("Installing cbindgen with apt-get failed; install it by hand (apt-get install cbindgen) and run the build again.");
+    }
+    if (!Has("openssl"))
+    {
+        Information("openssl missing: installing Debian's package (the security tests check CertificateTool's files with it)");
+        if (!Has("apt-get"))
+            throw new Exception("openssl is missing and apt-get is not available: install openssl with your package manager and run the build again.");
+        var sudo = EnvironmentVariable("USER") == "root" || Run("bash", "-c \"[ $(id -u) -eq 0 ]\"", quiet: true) == 0 ? "" : "sudo ";
+        if (Run("bash", $"-c \"{sudo}apt-get update -qq && DEBIAN_FRONTEND=noninteractive {sudo}apt-get install -y -qq openssl >/dev/null\"") != 0)
+            throw new Exception("Installing openssl with apt-get failed; install it by hand (apt-get install openssl) and run the build again.");
     }
 });
 

@@ -72,6 +72,26 @@
  */
 #define QS_EVENT_STREAMS_AVAILABLE 11
 
+/**
+ * HTTP/3: a request's (server) or response's (client) header section arrived; fetch it with `qs_h3_recv_headers`.
+ */
+#define QS_EVENT_H3_HEADERS 12
+
+/**
+ * HTTP/3: `qs_h3_recv_body` can make progress (data, the end, or a reset).
+ */
+#define QS_EVENT_H3_DATA 13
+
+/**
+ * HTTP/3 client: the request stream ended before a response (`code`: the peer's or our error code).
+ */
+#define QS_EVENT_H3_RESET 14
+
+/**
+ * HTTP/3 client: the server is shutting down; requests from stream id `stream` on are refused.
+ */
+#define QS_EVENT_H3_GOAWAY 15
+
 #define QS_CLOSE_TIMED_OUT 1
 
 #define QS_CLOSE_LOCAL 2
@@ -85,6 +105,11 @@
 #define QS_CLOSE_VERSION_MISMATCH 6
 
 #define QS_CLOSE_OTHER 7
+
+/**
+ * We closed the connection because the peer broke the HTTP/3 protocol; `code` is the H3 error.
+ */
+#define QS_CLOSE_H3_PROTOCOL 8
 
 /**
  * Success.
@@ -136,6 +161,70 @@
  * A Rust panic was caught at the boundary; the object that panicked should be dropped.
  */
 #define QS_ERR_PANIC -99
+
+#define FRAME_DATA 0
+
+#define FRAME_HEADERS 1
+
+#define FRAME_CANCEL_PUSH 3
+
+#define FRAME_SETTINGS 4
+
+#define FRAME_PUSH_PROMISE 5
+
+#define FRAME_GOAWAY 7
+
+#define FRAME_MAX_PUSH_ID 13
+
+#define STREAM_CONTROL 0
+
+#define STREAM_PUSH 1
+
+#define STREAM_QPACK_ENCODER 2
+
+#define STREAM_QPACK_DECODER 3
+
+#define SETTING_QPACK_MAX_TABLE_CAPACITY 1
+
+#define SETTING_MAX_FIELD_SECTION_SIZE 6
+
+#define SETTING_QPACK_BLOCKED_STREAMS 7
+
+#define H3_NO_ERROR 256
+
+#define H3_GENERAL_PROTOCOL_ERROR 257
+
+#define H3_INTERNAL_ERROR 258
+
+#define H3_STREAM_CREATION_ERROR 259
+
+#define H3_CLOSED_CRITICAL_STREAM 260
+
+#define H3_FRAME_UNEXPECTED 261
+
+#define H3_FRAME_ERROR 262
+
+#define H3_EXCESSIVE_LOAD 263
+
+#define H3_ID_ERROR 264
+
+#define H3_SETTINGS_ERROR 265
+
+#define H3_MISSING_SETTINGS 266
+
+#define H3_REQUEST_REJECTED 267
+
+#define H3_REQUEST_CANCELLED 268
+
+#define H3_REQUEST_INCOMPLETE 269
+
+#define H3_MESSAGE_ERROR 270
+
+#define QPACK_DECOMPRESSION_FAILED 512
+
+#define QPACK_ENCODER_STREAM_ERROR 513
+
+#define QPACK_DECODER_STREAM_ERROR 514
 
 /**
  * Settings for an endpoint. Opaque to the caller; build with `qs_config_*`.
@@ -225,11 +314,13 @@ void qs_config_free(struct QsConfig *cfg);
 
 /**
  * Sets the certificate chain (PEM: the endpoint's certificate first, then intermediates).
+ * A server presents it to every client; a client presents it when the server asks
+ * for a client certificate (mutual TLS), and then needs the matching private key too.
  */
 int32_t qs_config_load_cert_chain_pem(struct QsConfig *cfg, const uint8_t *pem, uintptr_t len);
 
 /**
- * Sets the private key (PEM: PKCS#8, PKCS#1 RSA or SEC1 EC).
+ * Sets the private key (PEM: PKCS#8, PKCS#1 RSA or SEC1 EC) of the certificate chain.
  */
 int32_t qs_config_load_priv_key_pem(struct QsConfig *cfg, const uint8_t *pem, uintptr_t len);
 
@@ -284,6 +375,44 @@ int32_t qs_config_set_retry(struct QsConfig *cfg, bool enabled);
 int32_t qs_config_set_max_connections(struct QsConfig *cfg, uint64_t max);
 
 /**
+ * Adds the certificates of a CA bundle (PEM, such as the system's
+ * /etc/ssl/certs/ca-certificates.crt) to the roots a client trusts, skipping any
+ * that cannot serve as a trust anchor. Returns how many were added; fails when none was.
+ */
+int64_t qs_config_add_trusted_root_bundle_pem(struct QsConfig *cfg,
+                                              const uint8_t *pem,
+                                              uintptr_t len);
+
+/**
+ * Client: pins the server to the certificates in the PEM. The server's leaf
+ * certificate must then equal (DER) one pinned certificate or carry one pinned
+ * public key. With trusted roots, the chain is verified as well; without any,
+ * the pin alone decides (the server name is still checked against the
+ * certificate's subjectAltName, its validity dates are not).
+ */
+int32_t qs_config_add_pinned_cert_pem(struct QsConfig *cfg, const uint8_t *pem, uintptr_t len);
+
+/**
+ * Client: pins the server to a public key: `hash` is the 32-byte SHA-256 of the
+ * DER SubjectPublicKeyInfo of its leaf certificate (curl's `sha256//BASE64`, decoded).
+ */
+int32_t qs_config_add_pinned_spki_sha256(struct QsConfig *cfg, const uint8_t *hash, uintptr_t len);
+
+/**
+ * Server: adds every certificate in the PEM to the roots client certificates
+ * must chain to. With at least one, the server asks clients for a certificate
+ * (mutual TLS); see `qs_config_set_require_client_cert`.
+ */
+int32_t qs_config_add_client_root_pem(struct QsConfig *cfg, const uint8_t *pem, uintptr_t len);
+
+/**
+ * Server with client roots: true (the default) refuses a client that presents no
+ * certificate; false lets it in unauthenticated (a certificate it does present
+ * must still verify). Without client roots, no client certificate is asked for.
+ */
+int32_t qs_config_set_require_client_cert(struct QsConfig *cfg, bool required);
+
+/**
  * Closes a connection with an application error code (below 2^62) and a reason.
  */
 int32_t qs_conn_close(struct QsEndpoint *ep,
@@ -302,6 +431,14 @@ int64_t qs_conn_error(struct QsEndpoint *ep, uint64_t conn, uint8_t *buf, uintpt
  * Fills `out_stats` with the connection's current statistics.
  */
 int32_t qs_conn_stats(struct QsEndpoint *ep, uint64_t conn, struct QsStats *out_stats);
+
+/**
+ * Copies the DER of the peer's leaf certificate into `buf` and returns its full
+ * length (call again with a larger buffer when it exceeds `cap`), or QS_DONE when
+ * the peer presented none: on a server, a client without a certificate (or no
+ * mutual TLS); on either side, a handshake that has not got that far yet.
+ */
+int64_t qs_conn_peer_certificate(struct QsEndpoint *ep, uint64_t conn, uint8_t *buf, uintptr_t cap);
 
 /**
  * Creates an endpoint from a configuration: a server (accepts connections) or
@@ -389,6 +526,96 @@ int64_t qs_endpoint_connection_count(struct QsEndpoint *ep);
  * and returns its full length in bytes.
  */
 int64_t qs_last_error(uint8_t *buf, uintptr_t cap);
+
+/**
+ * Turns HTTP/3 to on for connections made or accepted from now on, accepting
+ * header sections up to `max_field_section_size` bytes (RFC 9114 §4.2.2 size).
+ */
+int32_t qs_endpoint_enable_h3(struct QsEndpoint *ep, uint64_t max_field_section_size);
+
+/**
+ * Client: opens a request stream and sends the request's header section; with
+ * `fin`, the request has no body. Writes the stream id. QS_BLOCKED when the
+ * server's stream limit is reached (wait for STREAMS_AVAILABLE).
+ */
+int32_t qs_h3_send_request(struct QsEndpoint *ep,
+                           uint64_t conn,
+                           const uint8_t *headers,
+                           uintptr_t headers_len,
+                           bool fin,
+                           uint64_t *out_stream);
+
+/**
+ * Server: sends the response's header section on a request stream; with `fin`, no body follows.
+ */
+int32_t qs_h3_send_response(struct QsEndpoint *ep,
+                            uint64_t conn,
+                            uint64_t stream,
+                            const uint8_t *headers,
+                            uintptr_t headers_len,
+                            bool fin);
+
+/**
+ * Sends body bytes. Returns how many were taken (pass the rest later),
+ * QS_BLOCKED when none can be now (wait for STREAM_WRITABLE), or
+ * QS_ERR_STREAM_RESET when the peer stopped the stream (code in `out_code`).
+ * With `fin`, the body ends once all of `data` is taken.
+ */
+int64_t qs_h3_send_body(struct QsEndpoint *ep,
+                        uint64_t conn,
+                        uint64_t stream,
+                        const uint8_t *data,
+                        uintptr_t len,
+                        bool fin,
+                        uint64_t *out_code);
+
+/**
+ * Sends a trailer section (e.g. an integrity hash computed while streaming) and ends the body.
+ */
+int32_t qs_h3_send_trailers(struct QsEndpoint *ep,
+                            uint64_t conn,
+                            uint64_t stream,
+                            const uint8_t *headers,
+                            uintptr_t headers_len);
+
+/**
+ * Copies the header section (or, with `trailers`, the trailer section) of a
+ * stream in packed form and returns its full length (retry with a larger
+ * buffer if that exceeds `cap`), or QS_DONE if it has not arrived.
+ */
+int64_t qs_h3_recv_headers(struct QsEndpoint *ep,
+                           uint64_t conn,
+                           uint64_t stream,
+                           bool trailers,
+                           uint8_t *buf,
+                           uintptr_t cap);
+
+/**
+ * Reads body bytes. Returns the count (0 with `*out_fin` = 1 at the end), QS_DONE
+ * when nothing is readable yet (wait for H3_DATA), or QS_ERR_STREAM_RESET (code in `out_code`).
+ */
+int64_t qs_h3_recv_body(struct QsEndpoint *ep,
+                        uint64_t conn,
+                        uint64_t stream,
+                        uint8_t *buf,
+                        uintptr_t cap,
+                        uint8_t *out_fin,
+                        uint64_t *out_code);
+
+/**
+ * Server: starts a graceful shutdown (GOAWAY); requests already received are still answered.
+ */
+int32_t qs_h3_goaway(struct QsEndpoint *ep, uint64_t conn);
+
+/**
+ * Forgets a request stream the caller is done with; an unread body is refused (STOP_SENDING).
+ */
+int32_t qs_h3_stream_release(struct QsEndpoint *ep, uint64_t conn, uint64_t stream);
+
+/**
+ * Copies an HTTP/3 error code's name (e.g. "H3_FRAME_UNEXPECTED") into `buf`; returns its length.
+ */
+int64_t qs_h3_error_name(uint64_t code, uint8_t *buf, uintptr_t cap);
 
 /**
  * Returns how many native objects (configs, endpoints, connections) are alive.

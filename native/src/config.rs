@@ -8,11 +8,14 @@ use quinn_proto::congestion::{BbrConfig, CubicConfig, NewRenoConfig};
 use quinn_proto::crypto::rustls::{QuicClientConfig, QuicServerConfig};
 use quinn_proto::{ClientConfig, IdleTimeout, MtuDiscoveryConfig, ServerConfig, TransportConfig, VarInt};
 use rustls::pki_types::pem::PemObject;
+use rustls::client::WebPkiServerVerifier;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::server::WebPkiClientVerifier;
 use rustls::RootCertStore;
 
-use crate::error::{guard_ptr, guard_status, slice, QsError, QsResult, QS_ERR_TLS_CONFIG, QS_OK};
+use crate::error::{guard, guard_ptr, guard_status, slice, QsError, QsResult, QS_ERR_TLS_CONFIG, QS_OK};
 use crate::live::Counted;
+use crate::verify::{PinnedServerVerifier, Pins};
 
 pub const QS_CC_BBR: u32 = 0;
 pub const QS_CC_CUBIC: u32 = 1;
@@ -24,6 +27,12 @@ pub struct QsConfig {
     cert_chain: Vec<CertificateDer<'static>>,
     key: Option<PrivateKeyDer<'static>>,
     roots: RootCertStore,
+    /// Client: the server's leaf must match one of these (when any).
+    pins: Pins,
+    /// Server: roots that client certificates must chain to (mutual TLS when any).
+    client_roots: RootCertStore,
+    /// Server with client roots: refuse clients that present no certificate.
+    require_client_cert: bool,
     alpn: Vec<Vec<u8>>,
     idle_timeout_ms: u64,
     keep_alive_ms: u64,
@@ -69,6 +78,9 @@ impl QsConfig {
             cert_chain: Vec::new(),
             key: None,
             roots: RootCertStore::empty(),
+            pins: Pins::default(),
+            client_roots: RootCertStore::empty(),
+            require_client_cert: true,
             alpn: Vec::new(),
             idle_timeout_ms: 30_000,
             keep_alive_ms: 0,
@@ -127,10 +139,22 @@ impl QsConfig {
             if self.cert_chain.is_empty() {
                 return Err(tls_err("a server needs a certificate chain: load the server certificate (PEM), then any intermediates".into()));
             }
-            let mut tls = rustls::ServerConfig::builder_with_provider(provider)
+            let versions = rustls::ServerConfig::builder_with_provider(provider.clone())
                 .with_protocol_versions(&[&rustls::version::TLS13])
-                .map_err(|e| tls_err(format!("TLS 1.3 is unavailable: {e}")))?
-                .with_no_client_auth()
+                .map_err(|e| tls_err(format!("TLS 1.3 is unavailable: {e}")))?;
+            let with_auth = if self.client_roots.is_empty() {
+                versions.with_no_client_auth()
+            } else {
+                let mut verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(self.client_roots.clone()), provider);
+                if !self.require_client_cert {
+                    verifier = verifier.allow_unauthenticated();
+                }
+                let verifier = verifier
+                    .build()
+                    .map_err(|e| tls_err(format!("the client certificate roots cannot be used: {e}")))?;
+                versions.with_client_cert_verifier(verifier)
+            };
+            let mut tls = with_auth
                 .with_single_cert(self.cert_chain.clone(), key.clone_key())
                 .map_err(|e| tls_err(format!("the server certificate and private key cannot be used together: {e}")))?;
             tls.alpn_protocols = self.alpn.clone();
@@ -140,16 +164,47 @@ impl QsConfig {
             sc.transport_config(transport);
             Ok(Built { server: Some(Arc::new(sc)), client: None, max_udp_payload: self.max_udp_payload })
         } else {
-            if self.roots.is_empty() {
+            if self.roots.is_empty() && self.pins.is_empty() {
                 return Err(tls_err(
-                    "a client needs at least one trusted root: add the CA certificate (PEM) that signed the server's certificate".into(),
+                    "a client needs at least one trusted root or pin: add the CA certificate (PEM) that signed the server's \
+                     certificate, or pin the server's certificate or public key"
+                        .into(),
                 ));
             }
-            let mut tls = rustls::ClientConfig::builder_with_provider(provider)
+            let versions = rustls::ClientConfig::builder_with_provider(provider.clone())
                 .with_protocol_versions(&[&rustls::version::TLS13])
-                .map_err(|e| tls_err(format!("TLS 1.3 is unavailable: {e}")))?
-                .with_root_certificates(self.roots.clone())
-                .with_no_client_auth();
+                .map_err(|e| tls_err(format!("TLS 1.3 is unavailable: {e}")))?;
+            let with_verifier = if self.pins.is_empty() {
+                versions.with_root_certificates(self.roots.clone())
+            } else {
+                let chain = if self.roots.is_empty() {
+                    None
+                } else {
+                    Some(
+                        WebPkiServerVerifier::builder_with_provider(Arc::new(self.roots.clone()), provider.clone())
+                            .build()
+                            .map_err(|e| tls_err(format!("the trusted roots cannot be used: {e}")))?,
+                    )
+                };
+                let verifier = PinnedServerVerifier::new(chain, self.pins.clone(), provider.signature_verification_algorithms);
+                versions.dangerous().with_custom_certificate_verifier(Arc::new(verifier))
+            };
+            let mut tls = match (self.cert_chain.is_empty(), &self.key) {
+                (true, None) => with_verifier.with_no_client_auth(),
+                (false, Some(key)) => with_verifier
+                    .with_client_auth_cert(self.cert_chain.clone(), key.clone_key())
+                    .map_err(|e| tls_err(format!("the client certificate and private key cannot be used together: {e}")))?,
+                (true, Some(_)) => {
+                    return Err(tls_err(
+                        "a client private key was loaded but no client certificate: load the certificate (PEM) it belongs to".into(),
+                    ))
+                }
+                (false, None) => {
+                    return Err(tls_err(
+                        "a client certificate was loaded but no private key: load the PEM of the key that matches it".into(),
+                    ))
+                }
+            };
             tls.alpn_protocols = self.alpn.clone();
             let quic = QuicClientConfig::try_from(tls).map_err(|e| tls_err(format!("{e}")))?;
             let mut cc = ClientConfig::new(Arc::new(quic));
@@ -170,6 +225,17 @@ fn with_config(cfg: *mut QsConfig, f: impl FnOnce(&mut QsConfig) -> QsResult<()>
     })
 }
 
+/// `with_config` for calls that return a count.
+fn with_config_counting(cfg: *mut QsConfig, f: impl FnOnce(&mut QsConfig) -> QsResult<i64>) -> i64 {
+    guard(|| {
+        if cfg.is_null() {
+            return Err(QsError::arg("config is null"));
+        }
+        // SAFETY: non-null handle from qs_config_new, used from one thread at a time.
+        f(unsafe { &mut *cfg })
+    })
+}
+
 /// Creates a configuration with defaults (BBR, 30 s idle timeout, 100 streams each way).
 /// Free with `qs_config_free`. Returns null on failure (see `qs_last_error`).
 #[no_mangle]
@@ -187,6 +253,8 @@ pub extern "C" fn qs_config_free(cfg: *mut QsConfig) {
 }
 
 /// Sets the certificate chain (PEM: the endpoint's certificate first, then intermediates).
+/// A server presents it to every client; a client presents it when the server asks
+/// for a client certificate (mutual TLS), and then needs the matching private key too.
 #[no_mangle]
 pub extern "C" fn qs_config_load_cert_chain_pem(cfg: *mut QsConfig, pem: *const u8, len: usize) -> i32 {
     with_config(cfg, |c| {
@@ -195,7 +263,7 @@ pub extern "C" fn qs_config_load_cert_chain_pem(cfg: *mut QsConfig, pem: *const 
     })
 }
 
-/// Sets the private key (PEM: PKCS#8, PKCS#1 RSA or SEC1 EC).
+/// Sets the private key (PEM: PKCS#8, PKCS#1 RSA or SEC1 EC) of the certificate chain.
 #[no_mangle]
 pub extern "C" fn qs_config_load_priv_key_pem(cfg: *mut QsConfig, pem: *const u8, len: usize) -> i32 {
     with_config(cfg, |c| {
@@ -318,6 +386,75 @@ pub extern "C" fn qs_config_set_retry(cfg: *mut QsConfig, enabled: bool) -> i32 
 pub extern "C" fn qs_config_set_max_connections(cfg: *mut QsConfig, max: u64) -> i32 {
     with_config(cfg, |c| {
         c.max_connections = max;
+        Ok(())
+    })
+}
+
+/// Adds the certificates of a CA bundle (PEM, such as the system's
+/// /etc/ssl/certs/ca-certificates.crt) to the roots a client trusts, skipping any
+/// that cannot serve as a trust anchor. Returns how many were added; fails when none was.
+#[no_mangle]
+pub extern "C" fn qs_config_add_trusted_root_bundle_pem(cfg: *mut QsConfig, pem: *const u8, len: usize) -> i64 {
+    with_config_counting(cfg, |c| {
+        let certs = parse_certs(slice(pem, len, "root bundle")?, "root bundle")?;
+        let (added, _skipped) = c.roots.add_parsable_certificates(certs);
+        if added == 0 {
+            return Err(tls_err("root bundle: none of its certificates can be used as a trust anchor".into()));
+        }
+        Ok(added as i64)
+    })
+}
+
+/// Client: pins the server to the certificates in the PEM. The server's leaf
+/// certificate must then equal (DER) one pinned certificate or carry one pinned
+/// public key. With trusted roots, the chain is verified as well; without any,
+/// the pin alone decides (the server name is still checked against the
+/// certificate's subjectAltName, its validity dates are not).
+#[no_mangle]
+pub extern "C" fn qs_config_add_pinned_cert_pem(cfg: *mut QsConfig, pem: *const u8, len: usize) -> i32 {
+    with_config(cfg, |c| {
+        let certs = parse_certs(slice(pem, len, "pinned certificate")?, "pinned certificate")?;
+        c.pins.certs.extend(certs);
+        Ok(())
+    })
+}
+
+/// Client: pins the server to a public key: `hash` is the 32-byte SHA-256 of the
+/// DER SubjectPublicKeyInfo of its leaf certificate (curl's `sha256//BASE64`, decoded).
+#[no_mangle]
+pub extern "C" fn qs_config_add_pinned_spki_sha256(cfg: *mut QsConfig, hash: *const u8, len: usize) -> i32 {
+    with_config(cfg, |c| {
+        let bytes = slice(hash, len, "public key hash")?;
+        let pin: [u8; 32] = bytes.try_into().map_err(|_| {
+            QsError::arg(format!("a public key pin is a 32-byte SHA-256 hash, not {len} bytes"))
+        })?;
+        c.pins.spki_sha256.push(pin);
+        Ok(())
+    })
+}
+
+/// Server: adds every certificate in the PEM to the roots client certificates
+/// must chain to. With at least one, the server asks clients for a certificate
+/// (mutual TLS); see `qs_config_set_require_client_cert`.
+#[no_mangle]
+pub extern "C" fn qs_config_add_client_root_pem(cfg: *mut QsConfig, pem: *const u8, len: usize) -> i32 {
+    with_config(cfg, |c| {
+        for cert in parse_certs(slice(pem, len, "client certificate root")?, "client certificate root")? {
+            c.client_roots.add(cert).map_err(|e| {
+                tls_err(format!("client certificate root: the certificate cannot be used as a trust anchor ({e})"))
+            })?;
+        }
+        Ok(())
+    })
+}
+
+/// Server with client roots: true (the default) refuses a client that presents no
+/// certificate; false lets it in unauthenticated (a certificate it does present
+/// must still verify). Without client roots, no client certificate is asked for.
+#[no_mangle]
+pub extern "C" fn qs_config_set_require_client_cert(cfg: *mut QsConfig, required: bool) -> i32 {
+    with_config(cfg, |c| {
+        c.require_client_cert = required;
         Ok(())
     })
 }

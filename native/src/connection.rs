@@ -64,3 +64,29 @@ pub extern "C" fn qs_conn_stats(ep: *mut QsEndpoint, conn: u64, out_stats: *mut 
         })
     })
 }
+
+/// Copies the DER of the peer's leaf certificate into `buf` and returns its full
+/// length (call again with a larger buffer when it exceeds `cap`), or QS_DONE when
+/// the peer presented none: on a server, a client without a certificate (or no
+/// mutual TLS); on either side, a handshake that has not got that far yet.
+#[no_mangle]
+pub extern "C" fn qs_conn_peer_certificate(ep: *mut QsEndpoint, conn: u64, buf: *mut u8, cap: usize) -> i64 {
+    guard(|| {
+        let dest = crate::error::slice_mut(buf, cap, "certificate buffer")?;
+        with_endpoint(ep, |e| {
+            let (_, c) = e.conn(conn)?;
+            let Some(identity) = c.inner.crypto_session().peer_identity() else {
+                return Ok(QS_DONE as i64);
+            };
+            let certs = identity
+                .downcast::<Vec<rustls::pki_types::CertificateDer<'static>>>()
+                .map_err(|_| QsError::state("the peer's identity is not an X.509 certificate chain"))?;
+            let Some(leaf) = certs.first() else {
+                return Ok(QS_DONE as i64);
+            };
+            let n = leaf.len().min(dest.len());
+            dest[..n].copy_from_slice(&leaf[..n]);
+            Ok(leaf.len() as i64)
+        })
+    })
+}

@@ -13,7 +13,7 @@ use std::time::Instant;
 use bytes::BytesMut;
 use quinn_proto::{
     ClientConfig, Connection, ConnectionError, ConnectionHandle, DatagramEvent, Dir, Endpoint, EndpointConfig, Event,
-    StreamEvent, StreamId, Transmit,
+    StreamEvent, StreamId, Transmit, VarInt,
 };
 
 use crate::addr::{read_addr, QsAddr};
@@ -21,6 +21,8 @@ use crate::config::QsConfig;
 use crate::error::{
     guard, guard_ptr, guard_status, out, slice, slice_mut, utf8, QsError, QsResult, QS_DONE, QS_ERR_CONNECT, QS_OK,
 };
+use crate::h3::conn::H3Conn;
+use crate::h3::frame::H3Error;
 use crate::live::Counted;
 
 /// Server: a new connection was accepted (`conn` is its id); CONNECTED follows.
@@ -45,6 +47,14 @@ pub const QS_EVENT_STREAM_FINISHED: u32 = 9;
 pub const QS_EVENT_STREAM_STOPPED: u32 = 10;
 /// More streams may be opened (`detail`: direction as for STREAM_OPENED).
 pub const QS_EVENT_STREAMS_AVAILABLE: u32 = 11;
+/// HTTP/3: a request's (server) or response's (client) header section arrived; fetch it with `qs_h3_recv_headers`.
+pub const QS_EVENT_H3_HEADERS: u32 = 12;
+/// HTTP/3: `qs_h3_recv_body` can make progress (data, the end, or a reset).
+pub const QS_EVENT_H3_DATA: u32 = 13;
+/// HTTP/3 client: the request stream ended before a response (`code`: the peer's or our error code).
+pub const QS_EVENT_H3_RESET: u32 = 14;
+/// HTTP/3 client: the server is shutting down; requests from stream id `stream` on are refused.
+pub const QS_EVENT_H3_GOAWAY: u32 = 15;
 
 pub const QS_CLOSE_TIMED_OUT: u32 = 1;
 pub const QS_CLOSE_LOCAL: u32 = 2;
@@ -53,6 +63,8 @@ pub const QS_CLOSE_TRANSPORT: u32 = 4;
 pub const QS_CLOSE_RESET: u32 = 5;
 pub const QS_CLOSE_VERSION_MISMATCH: u32 = 6;
 pub const QS_CLOSE_OTHER: u32 = 7;
+/// We closed the connection because the peer broke the HTTP/3 protocol; `code` is the H3 error.
+pub const QS_CLOSE_H3_PROTOCOL: u32 = 8;
 
 /// An event for the caller; which fields mean something depends on `kind`.
 #[repr(C)]
@@ -100,6 +112,26 @@ pub(crate) struct Conn {
     pub(crate) inner: Connection,
     connected: bool,
     pub(crate) error: Option<String>,
+    pub(crate) h3: Option<H3Conn>,
+}
+
+impl Conn {
+    /// Closes the connection for an HTTP/3 protocol violation and tells the caller why.
+    pub(crate) fn fail_h3(&mut self, err: H3Error, events: &mut VecDeque<QsEvent>) {
+        if self.error.is_some() {
+            return;
+        }
+        let name = crate::h3::frame::error_name(err.code);
+        self.inner.close(Instant::now(), VarInt::from_u64(err.code).unwrap_or(VarInt::MAX), bytes::Bytes::from(err.reason.clone()));
+        self.error = Some(format!("HTTP/3 protocol error ({name}): {}", err.reason));
+        events.push_back(QsEvent {
+            kind: if self.connected { QS_EVENT_CONNECTION_CLOSED } else { QS_EVENT_HANDSHAKE_FAILED },
+            detail: QS_CLOSE_H3_PROTOCOL,
+            conn: self.id,
+            stream: 0,
+            code: err.code,
+        });
+    }
 }
 
 /// An endpoint and its connections. Opaque; use from one thread at a time.
@@ -124,6 +156,9 @@ pub struct QsEndpoint {
     touched: Vec<ConnectionHandle>,
     retry: bool,
     max_connections: usize,
+    server: bool,
+    /// Set when HTTP/3 is on: the largest header section we accept.
+    pub(crate) h3_max_field_section: Option<u64>,
 }
 
 /// Bound on queued endpoint-level responses, so a flood cannot grow memory.
@@ -183,13 +218,16 @@ impl QsEndpoint {
             touched: Vec::new(),
             retry: cfg.retry,
             max_connections: usize::try_from(cfg.max_connections).unwrap_or(usize::MAX),
+            server,
+            h3_max_field_section: None,
         })
     }
 
     fn add(&mut self, ch: ConnectionHandle, inner: Connection) -> u64 {
         let id = self.next_id;
         self.next_id += 1;
-        self.conns.insert(ch, Conn { _live: Counted::new(), id, inner, connected: false, error: None });
+        let h3 = self.h3_max_field_section.map(|max| H3Conn::new(self.server, max));
+        self.conns.insert(ch, Conn { _live: Counted::new(), id, inner, connected: false, error: None, h3 });
         self.ids.insert(id, ch);
         self.order.push(ch);
         id
@@ -207,6 +245,13 @@ impl QsEndpoint {
             .get(&id)
             .ok_or_else(|| QsError::state(format!("connection {id} is unknown or already closed and drained")))?;
         Ok((ch, self.conns.get_mut(&ch).expect("ids and conns agree")))
+    }
+
+    /// Closes a connection for an HTTP/3 protocol violation found during a caller's operation.
+    pub(crate) fn fail_h3(&mut self, ch: ConnectionHandle, err: H3Error) {
+        if let Some(c) = self.conns.get_mut(&ch) {
+            c.fail_h3(err, &mut self.events);
+        }
     }
 
     /// Lets the engine and the connection exchange their internal events, then
@@ -238,13 +283,8 @@ impl QsEndpoint {
                 }
                 Event::Stream(StreamEvent::Opened { dir }) => {
                     while let Some(sid) = conn.inner.streams().accept(dir) {
-                        self.events.push_back(QsEvent {
-                            kind: QS_EVENT_STREAM_OPENED,
-                            detail: dir_code(dir),
-                            conn: id,
-                            stream: sid.0,
-                            code: 0,
-                        });
+                        let opened = QsEvent { kind: QS_EVENT_STREAM_OPENED, detail: dir_code(dir), conn: id, stream: sid.0, code: 0 };
+                        Self::deliver(conn, opened, &mut self.events);
                     }
                     continue;
                 }
@@ -276,7 +316,7 @@ impl QsEndpoint {
                     e.detail = dir_code(dir);
                 }
             }
-            self.events.push_back(e);
+            Self::deliver(conn, e, &mut self.events);
         }
         if drained || conn.inner.is_drained() {
             let id = conn.id;
@@ -284,6 +324,24 @@ impl QsEndpoint {
             self.ids.remove(&id);
             self.order.retain(|c| *c != ch);
             self.events.push_back(QsEvent { kind: QS_EVENT_CONNECTION_DRAINED, conn: id, ..Default::default() });
+        }
+    }
+
+    /// Hands an event to the caller, through the connection's HTTP/3 layer when it has one.
+    fn deliver(conn: &mut Conn, e: QsEvent, events: &mut VecDeque<QsEvent>) {
+        let Some(h3) = conn.h3.as_mut() else {
+            events.push_back(e);
+            return;
+        };
+        if conn.error.is_some() && e.kind != QS_EVENT_CONNECTION_CLOSED && e.kind != QS_EVENT_HANDSHAKE_FAILED {
+            // Closed for a protocol error: stream events no longer matter.
+            if e.kind == QS_EVENT_CONNECTION_DRAINED {
+                events.push_back(e);
+            }
+            return;
+        }
+        if let Err(err) = h3.on_event(&mut conn.inner, &e, events) {
+            conn.fail_h3(err, events);
         }
     }
 

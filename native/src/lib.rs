@@ -11,8 +11,11 @@ pub mod config;
 pub mod connection;
 pub mod endpoint;
 pub mod error;
+pub mod h3;
+pub mod h3api;
 pub mod live;
 pub mod stream;
+pub mod verify;
 
 /// Copies the library's version and engine description into `buf`; returns the full length.
 #[no_mangle]

@@ -11,6 +11,7 @@ public enum QuicError
     ConnectionTimedOut,
     StreamAborted,
     EndpointDisposed,
+    ProtocolError,
 }
 
 /// <summary>A QUIC transport failure; <see cref="Error"/> says which kind.</summary>

@@ -2,7 +2,7 @@ using System.Runtime.InteropServices;
 
 namespace QuicSend.Native;
 
-// Every entry point of native/include/quicsend.h, in header order; nothing else.
+// Every entry point of native/include/quicsend.h (header order, then later additions); nothing else.
 // Endpoint calls take the raw pointer (nint): the EndpointDriver holds a reference
 // on its QsEndpointHandle for its whole life, and the hot path then pays no
 // SafeHandle add-ref/release per datagram.
@@ -91,6 +91,36 @@ internal static unsafe partial class NativeMethods
     [LibraryImport(Library, EntryPoint = "qs_endpoint_connection_count")]
     internal static partial long qs_endpoint_connection_count(nint ep);
 
+    [LibraryImport(Library, EntryPoint = "qs_endpoint_enable_h3")]
+    internal static partial int qs_endpoint_enable_h3(nint ep, ulong maxFieldSectionSize);
+
+    [LibraryImport(Library, EntryPoint = "qs_h3_send_request")]
+    internal static partial int qs_h3_send_request(nint ep, ulong conn, byte* headers, nuint headersLen, [MarshalAs(UnmanagedType.U1)] bool fin, ulong* stream);
+
+    [LibraryImport(Library, EntryPoint = "qs_h3_send_response")]
+    internal static partial int qs_h3_send_response(nint ep, ulong conn, ulong stream, byte* headers, nuint headersLen, [MarshalAs(UnmanagedType.U1)] bool fin);
+
+    [LibraryImport(Library, EntryPoint = "qs_h3_send_body")]
+    internal static partial long qs_h3_send_body(nint ep, ulong conn, ulong stream, byte* data, nuint len, [MarshalAs(UnmanagedType.U1)] bool fin, ulong* code);
+
+    [LibraryImport(Library, EntryPoint = "qs_h3_send_trailers")]
+    internal static partial int qs_h3_send_trailers(nint ep, ulong conn, ulong stream, byte* headers, nuint headersLen);
+
+    [LibraryImport(Library, EntryPoint = "qs_h3_recv_headers")]
+    internal static partial long qs_h3_recv_headers(nint ep, ulong conn, ulong stream, [MarshalAs(UnmanagedType.U1)] bool trailers, byte* buf, nuint cap);
+
+    [LibraryImport(Library, EntryPoint = "qs_h3_recv_body")]
+    internal static partial long qs_h3_recv_body(nint ep, ulong conn, ulong stream, byte* buf, nuint cap, byte* fin, ulong* code);
+
+    [LibraryImport(Library, EntryPoint = "qs_h3_goaway")]
+    internal static partial int qs_h3_goaway(nint ep, ulong conn);
+
+    [LibraryImport(Library, EntryPoint = "qs_h3_stream_release")]
+    internal static partial int qs_h3_stream_release(nint ep, ulong conn, ulong stream);
+
+    [LibraryImport(Library, EntryPoint = "qs_h3_error_name")]
+    internal static partial long qs_h3_error_name(ulong code, byte* buf, nuint cap);
+
     [LibraryImport(Library, EntryPoint = "qs_last_error")]
     internal static partial long qs_last_error(byte* buf, nuint cap);
 
@@ -117,4 +147,24 @@ internal static unsafe partial class NativeMethods
 
     [LibraryImport(Library, EntryPoint = "qs_stream_stop")]
     internal static partial int qs_stream_stop(nint ep, ulong conn, ulong stream, ulong errorCode);
+
+    // Trust and client authentication (native/src/config.rs, connection.rs).
+
+    [LibraryImport(Library, EntryPoint = "qs_config_add_trusted_root_bundle_pem")]
+    internal static partial long qs_config_add_trusted_root_bundle_pem(QsConfigHandle cfg, byte* pem, nuint len);
+
+    [LibraryImport(Library, EntryPoint = "qs_config_add_pinned_cert_pem")]
+    internal static partial int qs_config_add_pinned_cert_pem(QsConfigHandle cfg, byte* pem, nuint len);
+
+    [LibraryImport(Library, EntryPoint = "qs_config_add_pinned_spki_sha256")]
+    internal static partial int qs_config_add_pinned_spki_sha256(QsConfigHandle cfg, byte* hash, nuint len);
+
+    [LibraryImport(Library, EntryPoint = "qs_config_add_client_root_pem")]
+    internal static partial int qs_config_add_client_root_pem(QsConfigHandle cfg, byte* pem, nuint len);
+
+    [LibraryImport(Library, EntryPoint = "qs_config_set_require_client_cert")]
+    internal static partial int qs_config_set_require_client_cert(QsConfigHandle cfg, [MarshalAs(UnmanagedType.U1)] bool required);
+
+    [LibraryImport(Library, EntryPoint = "qs_conn_peer_certificate")]
+    internal static partial long qs_conn_peer_certificate(nint ep, ulong conn, byte* buf, nuint cap);
 }

@@ -82,6 +82,10 @@ internal static class QsConst
     public const int QS_EVENT_STREAM_FINISHED = 9;
     public const int QS_EVENT_STREAM_STOPPED = 10;
     public const int QS_EVENT_STREAMS_AVAILABLE = 11;
+    public const int QS_EVENT_H3_HEADERS = 12;
+    public const int QS_EVENT_H3_DATA = 13;
+    public const int QS_EVENT_H3_RESET = 14;
+    public const int QS_EVENT_H3_GOAWAY = 15;
 
     public const int QS_CLOSE_TIMED_OUT = 1;
     public const int QS_CLOSE_LOCAL = 2;
@@ -90,4 +94,5 @@ internal static class QsConst
     public const int QS_CLOSE_RESET = 5;
     public const int QS_CLOSE_VERSION_MISMATCH = 6;
     public const int QS_CLOSE_OTHER = 7;
+    public const int QS_CLOSE_H3_PROTOCOL = 8;
 }

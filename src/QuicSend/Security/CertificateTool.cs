@@ -21,7 +21,11 @@ public sealed record PemCertificate(string CertificatePem, string PrivateKeyPem)
 /// <summary>
 /// Makes the files of the private-CA workflow without openssl: a root CA, server
 /// certificates it signs (copied root goes to each client), and client certificates.
-/// Keys are ECDSA P-256.
+/// Keys are ECDSA P-256. The files are what the openssl workflow makes and accepts:
+/// PEM certificates and PKCS#8 PEM keys; the root has basicConstraints CA:TRUE and
+/// keyCertSign; a server certificate has its names in subjectAltName and the serverAuth
+/// extended key usage, a client certificate clientAuth (so <c>openssl verify -CAfile root.pem
+/// -purpose sslserver server.pem</c> and <c>-purpose sslclient client.pem</c> pass).
 /// </summary>
 public static class CertificateTool
 {
@@ -53,6 +57,37 @@ public static class CertificateTool
     /// <summary>Issues a client certificate (for mutual TLS) naming the client, signed by <paramref name="issuer"/>.</summary>
     public static PemCertificate IssueClient(PemCertificate issuer, string clientName, TimeSpan? validFor = null) =>
         Issue(issuer, clientName, null, "1.3.6.1.5.5.7.3.2", validFor);
+
+    /// <summary>
+    /// The public key pin of a certificate for <c>QuicClientOptions.PinnedPublicKeySha256</c>:
+    /// <c>sha256//</c> and the base64 SHA-256 of its DER SubjectPublicKeyInfo, the form of HPKP and
+    /// curl's <c>--pinnedpubkey</c>. The same value as
+    /// <c>openssl x509 -in server.pem -pubkey -noout | openssl pkey -pubin -outform DER | openssl dgst -sha256 -binary | base64</c>.
+    /// For a PEM with a chain, the first certificate (the leaf) counts.
+    /// </summary>
+    public static string GetPublicKeyPin(string certificatePem)
+    {
+        using var cert = X509Certificate2.CreateFromPem(certificatePem);
+        return GetPublicKeyPin(cert);
+    }
+
+    /// <summary>The public key pin (<c>sha256//BASE64</c>) of a certificate, e.g. one from <c>GetPeerCertificate()</c>.</summary>
+    public static string GetPublicKeyPin(X509Certificate2 certificate)
+    {
+        ArgumentNullException.ThrowIfNull(certificate);
+        var spki = certificate.PublicKey.ExportSubjectPublicKeyInfo();
+        return PublicKeyPin.Prefix + Convert.ToBase64String(SHA256.HashData(spki));
+    }
+
+    /// <summary>
+    /// The SHA-256 fingerprint of the certificate's DER, as <c>openssl x509 -noout -fingerprint -sha256</c>
+    /// prints it: upper-case hex bytes joined by ':'. For a PEM with a chain, the first certificate counts.
+    /// </summary>
+    public static string GetCertificateFingerprint(string certificatePem)
+    {
+        using var cert = X509Certificate2.CreateFromPem(certificatePem);
+        return string.Join(':', SHA256.HashData(cert.RawData).Select(b => b.ToString("X2")));
+    }
 
     private static PemCertificate Issue(PemCertificate issuer, string commonName, X509Extension? san, string usageOid, TimeSpan? validFor)
     {

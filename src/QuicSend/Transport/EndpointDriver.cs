@@ -38,8 +38,12 @@ internal sealed unsafe class EndpointDriver : IDisposable
 
     public DatagramSocket Socket => _socket;
 
-    public EndpointDriver(QsEndpointHandle handle, DatagramSocket socket, string name, Action<QuicConnection>? onIncoming)
+    /// <summary>Connections speak HTTP/3: stream events arrive as request/response events.</summary>
+    public bool Http3 { get; }
+
+    public EndpointDriver(QsEndpointHandle handle, DatagramSocket socket, string name, Action<QuicConnection>? onIncoming, bool http3)
     {
+        Http3 = http3;
         _handle = handle;
         bool added = false;
         handle.DangerousAddRef(ref added); // released in Dispose; keeps Ep valid for the driver's life

@@ -14,6 +14,8 @@ public sealed class QuicConnection : IAsyncDisposable
     private readonly EndpointDriver _driver;
     private readonly Dictionary<ulong, QuicStream> _streams = new();
     private readonly Channel<QuicStream> _incoming = Channel.CreateUnbounded<QuicStream>(new UnboundedChannelOptions { SingleWriter = true });
+    private readonly Channel<QuicStream> _requests = Channel.CreateUnbounded<QuicStream>(new UnboundedChannelOptions { SingleWriter = true });
+    private readonly TaskCompletionSource _goAway = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private TaskCompletionSource? _streamsAvailable; // shared by every opener waiting on the peer's stream limit
     private readonly TaskCompletionSource _connected = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private readonly TaskCompletionSource<QuicException> _closed = new(TaskCreationOptions.RunContinuationsAsynchronously);
@@ -77,6 +79,67 @@ public sealed class QuicConnection : IAsyncDisposable
         int rc = NativeMethods.qs_stream_open(_driver.Ep, Id, unidirectional, &id);
         sid = id;
         return rc;
+    }
+
+    /// <summary>HTTP/3: completes when the server announced a graceful shutdown (GOAWAY).</summary>
+    public Task GoAwayReceived => _goAway.Task;
+
+    /// <summary>HTTP/3 client: sends a request's header section; the returned stream carries the request body and the response.</summary>
+    internal async ValueTask<QuicStream> SendRequestAsync(byte[] packedHeaders, bool endStream, CancellationToken cancellationToken)
+    {
+        while (true)
+        {
+            Task wait;
+            lock (_driver.Lock)
+            {
+                ThrowIfClosed();
+                int rc = NativeSendRequest(packedHeaders, endStream, out var sid);
+                if (rc == QsConst.QS_OK)
+                {
+                    var s = new QuicStream(this, sid, readable: true, writable: !endStream, http3: true);
+                    _streams[sid] = s;
+                    _driver.AfterUserOperation();
+                    return s;
+                }
+                if (rc != QsConst.QS_BLOCKED) throw NativeErrors.ToException(rc, "Sending a request");
+                _streamsAvailable ??= new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+                wait = _streamsAvailable.Task;
+            }
+            await wait.WaitAsync(cancellationToken).ConfigureAwait(false);
+        }
+    }
+
+    private unsafe int NativeSendRequest(byte[] packed, bool fin, out ulong sid)
+    {
+        ulong id;
+        int rc;
+        fixed (byte* p = packed) rc = NativeMethods.qs_h3_send_request(_driver.Ep, Id, p, (nuint)packed.Length, fin, &id);
+        sid = id;
+        return rc;
+    }
+
+    /// <summary>HTTP/3 server: waits for the next request whose header section has arrived.</summary>
+    internal async ValueTask<QuicStream> AcceptRequestAsync(CancellationToken cancellationToken)
+    {
+        try
+        {
+            return await _requests.Reader.ReadAsync(cancellationToken).ConfigureAwait(false);
+        }
+        catch (ChannelClosedException)
+        {
+            throw Error();
+        }
+    }
+
+    /// <summary>HTTP/3 server: starts a graceful shutdown; requests already received are still answered.</summary>
+    public void GoAway()
+    {
+        lock (_driver.Lock)
+        {
+            if (IsClosed || _driver.IsStopping) return;
+            NativeErrors.Check(NativeMethods.qs_h3_goaway(_driver.Ep, Id), "Sending GOAWAY");
+            _driver.AfterUserOperation();
+        }
     }
 
     /// <summary>Waits for the peer to open a stream.</summary>
@@ -172,6 +235,24 @@ public sealed class QuicConnection : IAsyncDisposable
             case QsConst.QS_EVENT_STREAM_FINISHED:
                 if (_streams.TryGetValue(ev.Stream, out var f)) f.OnFinished();
                 break;
+            case QsConst.QS_EVENT_H3_HEADERS:
+                if (IsServer)
+                {
+                    var req = new QuicStream(this, ev.Stream, readable: true, writable: true, http3: true);
+                    _streams[ev.Stream] = req;
+                    _requests.Writer.TryWrite(req);
+                }
+                else if (_streams.TryGetValue(ev.Stream, out var resp)) resp.OnHeaders();
+                break;
+            case QsConst.QS_EVENT_H3_DATA:
+                if (_streams.TryGetValue(ev.Stream, out var d)) d.OnReadable();
+                break;
+            case QsConst.QS_EVENT_H3_RESET:
+                if (_streams.TryGetValue(ev.Stream, out var rs)) rs.OnH3Reset((long)ev.Code);
+                break;
+            case QsConst.QS_EVENT_H3_GOAWAY:
+                _goAway.TrySetResult();
+                break;
             case QsConst.QS_EVENT_STREAMS_AVAILABLE:
                 _streamsAvailable?.TrySetResult();
                 _streamsAvailable = null;
@@ -192,6 +273,7 @@ public sealed class QuicConnection : IAsyncDisposable
         _connected.TrySetException(_error);
         _closed.TrySetResult(_error);
         _incoming.Writer.TryComplete();
+        _requests.Writer.TryComplete();
         _streamsAvailable?.TrySetException(_error);
         foreach (var s in _streams.Values.ToArray()) s.OnConnectionFailed(_error);
     }
@@ -222,6 +304,7 @@ public sealed class QuicConnection : IAsyncDisposable
         QsConst.QS_CLOSE_TIMED_OUT => new QuicException(QuicError.ConnectionTimedOut, $"The connection {reason}."),
         QsConst.QS_CLOSE_APPLICATION => new QuicException(QuicError.ConnectionClosed, $"The connection was {reason}.") { ErrorCode = (long)ev.Code },
         QsConst.QS_CLOSE_LOCAL => new QuicException(QuicError.ConnectionClosed, "The connection was closed locally."),
+        QsConst.QS_CLOSE_H3_PROTOCOL => new QuicException(QuicError.ProtocolError, $"The connection was closed: {reason} ({Http3Errors.Name((long)ev.Code)}).") { ErrorCode = (long)ev.Code },
         _ => new QuicException(QuicError.ConnectionClosed, $"The connection was lost: {reason}.") { ErrorCode = (long)ev.Code },
     };
 }

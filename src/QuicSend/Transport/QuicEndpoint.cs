@@ -25,6 +25,16 @@ public sealed class QuicEndpoint : IDisposable, IAsyncDisposable
             handle.Dispose();
             throw new QuicConfigurationException($"Creating the {(server ? "server" : "client")} endpoint failed: {NativeErrors.LastError()}");
         }
+        if (options.Http3)
+        {
+            var rc = NativeMethods.qs_endpoint_enable_h3(handle.DangerousGetHandle(), (ulong)options.MaxHeaderSectionSize);
+            if (rc < 0)
+            {
+                var error = NativeErrors.ToException(rc, "Enabling HTTP/3");
+                handle.Dispose();
+                throw error;
+            }
+        }
         DatagramSocket socket;
         try
         {
@@ -38,7 +48,7 @@ public sealed class QuicEndpoint : IDisposable, IAsyncDisposable
         if (server) _accepted = Channel.CreateUnbounded<QuicConnection>(new UnboundedChannelOptions { SingleWriter = true });
         else _client = (QuicClientOptions)options;
         _driver = new EndpointDriver(handle, socket, server ? "quicsend-server" : "quicsend-client",
-            server ? c => _accepted!.Writer.TryWrite(c) : null);
+            server ? c => _accepted!.Writer.TryWrite(c) : null, options.Http3);
     }
 
     /// <summary>Starts a server listening on <see cref="QuicServerOptions.ListenEndPoint"/>.</summary>

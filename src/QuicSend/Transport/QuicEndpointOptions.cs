@@ -46,9 +46,15 @@ public abstract class QuicEndpointOptions
 
     /// <summary>Kernel socket buffer size for send and receive.</summary>
     public int SocketBufferSize { get; set; } = 8 << 20;
+
+    /// <summary>Speak HTTP/3 on every connection (requests and responses) instead of raw QUIC streams.</summary>
+    public bool Http3 { get; set; }
+
+    /// <summary>HTTP/3: the largest header section accepted (RFC 9114 size: names + values + 32 per field).</summary>
+    public int MaxHeaderSectionSize { get; set; } = 64 * 1024;
 }
 
-/// <summary>A server: where to listen and which certificate to present.</summary>
+/// <summary>A server: where to listen, which certificate to present, and which client certificates to accept.</summary>
 public sealed class QuicServerOptions : QuicEndpointOptions
 {
     /// <summary>Where to listen, e.g. 0.0.0.0:4433, [::]:4433 (both families) or 127.0.0.1:0 (any free port).</summary>
@@ -70,9 +76,28 @@ public sealed class QuicServerOptions : QuicEndpointOptions
 
     /// <summary>New connections beyond this many are refused.</summary>
     public int MaxConnections { get; set; } = 10_000;
+
+    /// <summary>
+    /// Mutual TLS: PEM files with the CA certificates that client certificates must be
+    /// signed by. With any root set (here or in <see cref="ClientCertificateRootPems"/>) the
+    /// server asks every client for a certificate and verifies it; read the verified identity
+    /// with <c>connection.GetPeerCertificate()</c> (<see cref="QuicSend.Security.PeerIdentity"/>).
+    /// </summary>
+    public IList<string> ClientCertificateRootPaths { get; set; } = new List<string>();
+
+    /// <summary>PEM text of CA certificates that client certificates must be signed by.</summary>
+    public IList<string> ClientCertificateRootPems { get; set; } = new List<string>();
+
+    /// <summary>
+    /// With client certificate roots set: true (the default) refuses a client that presents no
+    /// certificate during the handshake; false lets such a client in unauthenticated
+    /// (<c>GetPeerCertificate()</c> returns null), while a certificate that is presented must still
+    /// verify. Without client certificate roots the server asks for no client certificate.
+    /// </summary>
+    public bool RequireClientCertificate { get; set; } = true;
 }
 
-/// <summary>A client: which roots to trust and how long to wait for a server.</summary>
+/// <summary>A client: which roots or pins to trust, its own certificate for mutual TLS, and how long to wait for a server.</summary>
 public sealed class QuicClientOptions : QuicEndpointOptions
 {
     /// <summary>Local address to send from; default any port on all interfaces (IPv6 and IPv4).</summary>
@@ -83,6 +108,47 @@ public sealed class QuicClientOptions : QuicEndpointOptions
 
     /// <summary>PEM text of CA certificates to trust.</summary>
     public IList<string> TrustedRootPems { get; set; } = new List<string>();
+
+    /// <summary>
+    /// Also trust the operating system's CA bundle (Linux only: the distribution's file, such as
+    /// /etc/ssl/certs/ca-certificates.crt, or the file named by SSL_CERT_FILE). Off by default:
+    /// QuicSend is meant for a private root you control, and every public CA can then vouch for
+    /// any name. Other operating systems are not supported yet (setting it there throws).
+    /// </summary>
+    public bool UseSystemTrustStore { get; set; }
+
+    /// <summary>
+    /// Pin the server: PEM files with the server's own (leaf) certificate. The certificate the
+    /// server presents must be byte-for-byte one of the pinned ones, or carry one of the keys in
+    /// <see cref="PinnedPublicKeySha256"/>, or the handshake is refused. With trusted roots the chain
+    /// and name are verified as well; with pins only (no roots) the pin decides alone, the server
+    /// name must still be in the certificate's subjectAltName, and its validity dates are not checked.
+    /// </summary>
+    public IList<string> PinnedServerCertificatePaths { get; set; } = new List<string>();
+
+    /// <summary>PEM text of pinned server (leaf) certificates; see <see cref="PinnedServerCertificatePaths"/>.</summary>
+    public IList<string> PinnedServerCertificatePems { get; set; } = new List<string>();
+
+    /// <summary>
+    /// Pin the server's public key: base64 SHA-256 of the DER SubjectPublicKeyInfo of its leaf
+    /// certificate, as HPKP and curl's <c>--pinnedpubkey</c> write it: <c>sha256//BASE64</c> (the
+    /// bare base64 is accepted too, and so are several pins joined with ';'). A key pin survives
+    /// renewing the certificate with the same key. Make one with
+    /// <see cref="QuicSend.Security.CertificateTool.GetPublicKeyPin(string)"/> or openssl (see its docs).
+    /// </summary>
+    public IList<string> PinnedPublicKeySha256 { get; set; } = new List<string>();
+
+    /// <summary>Mutual TLS: PEM file with this client's certificate (then any intermediates), presented when the server asks.</summary>
+    public string? ClientCertificatePath { get; set; }
+
+    /// <summary>PEM text of the client certificate, instead of a file.</summary>
+    public string? ClientCertificatePem { get; set; }
+
+    /// <summary>Mutual TLS: PEM file with the private key of <see cref="ClientCertificatePath"/>.</summary>
+    public string? ClientKeyPath { get; set; }
+
+    /// <summary>PEM text of the client certificate's private key, instead of a file.</summary>
+    public string? ClientKeyPem { get; set; }
 
     /// <summary>Give up on a server that has not completed the handshake within this time.</summary>
     public TimeSpan ConnectTimeout { get; set; } = TimeSpan.FromSeconds(10);

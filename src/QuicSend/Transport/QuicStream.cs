@@ -17,14 +17,20 @@ public sealed class QuicStream : Stream
     private readonly AsyncSignal _writable = new();
     private readonly bool _canRead;
     private readonly bool _canWrite;
+    private readonly bool _h3;          // an HTTP/3 request stream: bodies are framed by the engine
+    private readonly AsyncSignal _headersReady = new();
+    private bool _headersArrived;
+    private long? _h3ResetCode;
+    private readonly TaskCompletionSource _acknowledged = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private bool _readDone;      // end of stream read, reset received, or reading stopped by us
     private bool _writeDone;     // finished or reset by us
     private QuicException? _readError;
     private QuicException? _writeError;
     private bool _disposed;
 
-    internal QuicStream(QuicConnection conn, ulong id, bool readable, bool writable)
+    internal QuicStream(QuicConnection conn, ulong id, bool readable, bool writable, bool http3 = false)
     {
+        _h3 = http3;
         _conn = conn;
         _driver = conn.Driver;
         Id = (long)id;
@@ -71,6 +77,8 @@ public sealed class QuicStream : Stream
                     throw _readError;
                 }
                 if (n != QsConst.QS_DONE) throw Failure((int)n, "Reading");
+                // Nothing buffered: a closed connection will bring nothing more.
+                if (_conn.IsClosed) throw _conn.Error();
                 wait = _readable.Arm(cancellationToken);
             }
             await wait.ConfigureAwait(false);
@@ -83,7 +91,9 @@ public sealed class QuicStream : Stream
         ulong c = 0;
         long n;
         fixed (byte* p = buffer)
-            n = NativeMethods.qs_stream_read(_driver.Ep, _conn.Id, (ulong)Id, p, (nuint)buffer.Length, &f, &c);
+            n = _h3
+                ? NativeMethods.qs_h3_recv_body(_driver.Ep, _conn.Id, (ulong)Id, p, (nuint)buffer.Length, &f, &c)
+                : NativeMethods.qs_stream_read(_driver.Ep, _conn.Id, (ulong)Id, p, (nuint)buffer.Length, &f, &c);
         fin = f != 0;
         code = c;
         return n;
@@ -94,7 +104,9 @@ public sealed class QuicStream : Stream
         ulong c = 0;
         long n;
         fixed (byte* p = buffer)
-            n = NativeMethods.qs_stream_write(_driver.Ep, _conn.Id, (ulong)Id, p, (nuint)buffer.Length, fin, &c);
+            n = _h3
+                ? NativeMethods.qs_h3_send_body(_driver.Ep, _conn.Id, (ulong)Id, p, (nuint)buffer.Length, fin, &c)
+                : NativeMethods.qs_stream_write(_driver.Ep, _conn.Id, (ulong)Id, p, (nuint)buffer.Length, fin, &c);
         code = c;
         return n;
     }
@@ -140,6 +152,11 @@ public sealed class QuicStream : Stream
     /// <summary>Ends the sending side: the peer reads to the end of what was written.</summary>
     public void CompleteWrites()
     {
+        if (_h3)
+        {
+            CompleteWritesAsync().AsTask().GetAwaiter().GetResult();
+            return;
+        }
         lock (_driver.Lock)
         {
             if (_writeDone || !_canWrite) return;
@@ -148,6 +165,78 @@ public sealed class QuicStream : Stream
             int rc = NativeMethods.qs_stream_finish(_driver.Ep, _conn.Id, (ulong)Id);
             if (rc == QsConst.QS_ERR_STREAM_RESET) throw StoppedError(0);
             if (rc < 0) throw Failure(rc, "Completing writes");
+            WriteFinished();
+            _driver.AfterUserOperation();
+        }
+    }
+
+    /// <summary>Ends the sending side, waiting if framing bytes are still queued (HTTP/3).</summary>
+    public ValueTask CompleteWritesAsync(CancellationToken cancellationToken = default)
+    {
+        if (!_h3)
+        {
+            CompleteWrites();
+            return ValueTask.CompletedTask;
+        }
+        lock (_driver.Lock)
+        {
+            if (_writeDone) return ValueTask.CompletedTask;
+        }
+        return WriteAsync(ReadOnlyMemory<byte>.Empty, completeWrites: true, cancellationToken);
+    }
+
+    /// <summary>The header section received on this HTTP/3 stream (packed), waiting for it on a client.</summary>
+    internal async ValueTask<byte[]> ReadHeadersAsync(bool trailers, CancellationToken cancellationToken)
+    {
+        while (true)
+        {
+            ValueTask wait;
+            lock (_driver.Lock)
+            {
+                if (_h3ResetCode is long code)
+                    throw new QuicException(QuicError.StreamAborted, $"The server ended request stream {Id} without a response ({Http3Errors.Name(code)}).") { ErrorCode = code };
+                var got = ReadHeadersLocked(trailers);
+                if (got is not null) return got;
+                if (trailers) return [];
+                _conn.ThrowIfClosed();
+                wait = _headersReady.Arm(cancellationToken);
+            }
+            await wait.ConfigureAwait(false);
+        }
+    }
+
+    private unsafe byte[]? ReadHeadersLocked(bool trailers)
+    {
+        long n = NativeMethods.qs_h3_recv_headers(_driver.Ep, _conn.Id, (ulong)Id, trailers, null, 0);
+        if (n == QsConst.QS_DONE) return null;
+        NativeErrors.Check(n, "Reading a header section");
+        var buf = new byte[n];
+        fixed (byte* p = buf) n = NativeMethods.qs_h3_recv_headers(_driver.Ep, _conn.Id, (ulong)Id, trailers, p, (nuint)buf.Length);
+        return buf;
+    }
+
+    /// <summary>Sends the response header section (server side of an HTTP/3 stream).</summary>
+    internal unsafe void SendResponseHeaders(byte[] packed, bool endStream)
+    {
+        lock (_driver.Lock)
+        {
+            _conn.ThrowIfClosed();
+            fixed (byte* p = packed)
+                NativeErrors.Check(NativeMethods.qs_h3_send_response(_driver.Ep, _conn.Id, (ulong)Id, p, (nuint)packed.Length, endStream), $"Sending the response on stream {Id}");
+            if (endStream) WriteFinished();
+            _driver.AfterUserOperation();
+        }
+    }
+
+    /// <summary>Sends a trailer section and ends the body (HTTP/3).</summary>
+    internal unsafe void SendTrailers(byte[] packed)
+    {
+        lock (_driver.Lock)
+        {
+            if (_writeError is not null) throw _writeError;
+            _conn.ThrowIfClosed();
+            fixed (byte* p = packed)
+                NativeErrors.Check(NativeMethods.qs_h3_send_trailers(_driver.Ep, _conn.Id, (ulong)Id, p, (nuint)packed.Length), $"Sending trailers on stream {Id}");
             WriteFinished();
             _driver.AfterUserOperation();
         }
@@ -200,13 +289,23 @@ public sealed class QuicStream : Stream
                 if (_disposed) return;
                 if (!_conn.IsClosed && !_driver.IsStopping)
                 {
-                    if (!_writeDone && _writeError is null) NativeMethods.qs_stream_finish(_driver.Ep, _conn.Id, (ulong)Id);
-                    if (!_readDone) NativeMethods.qs_stream_stop(_driver.Ep, _conn.Id, (ulong)Id, 0);
+                    if (_h3)
+                    {
+                        // An HTTP message cut short must not look complete: reset it, then let the engine forget it.
+                        if (!_writeDone && _writeError is null) NativeMethods.qs_stream_reset(_driver.Ep, _conn.Id, (ulong)Id, Http3Errors.RequestCancelled);
+                        NativeMethods.qs_h3_stream_release(_driver.Ep, _conn.Id, (ulong)Id);
+                    }
+                    else
+                    {
+                        if (!_writeDone && _writeError is null) NativeMethods.qs_stream_finish(_driver.Ep, _conn.Id, (ulong)Id);
+                        if (!_readDone) NativeMethods.qs_stream_stop(_driver.Ep, _conn.Id, (ulong)Id, 0);
+                    }
                     _driver.AfterUserOperation();
                 }
                 _writeDone = _readDone = true;
                 _disposed = true;
                 _readable.Fail(new ObjectDisposedException(nameof(QuicStream)));
+                _headersReady.Fail(new ObjectDisposedException(nameof(QuicStream)));
                 _writable.Fail(new ObjectDisposedException(nameof(QuicStream)));
                 _conn.Forget((ulong)Id);
             }
@@ -235,10 +334,32 @@ public sealed class QuicStream : Stream
     // Driver callbacks, under the endpoint lock.
     internal void OnReadable() => _readable.Set();
 
+    internal void OnHeaders()
+    {
+        _headersArrived = true;
+        _headersReady.Set();
+    }
+
+    internal void OnH3Reset(long code)
+    {
+        _h3ResetCode = code;
+        var e = new QuicException(QuicError.StreamAborted, $"Stream {Id} ended early: {Http3Errors.Name(code)}.") { ErrorCode = code };
+        _readError ??= e;
+        _readDone = true;
+        _headersReady.Fail(e);
+        _readable.Fail(e);
+    }
+
+    internal bool HeadersArrived => _headersArrived;
+
     internal void OnWritable() => _writable.Set();
+
+    /// <summary>Completes when everything written (and the end) was acknowledged by the peer.</summary>
+    public Task WritesAcknowledged => _acknowledged.Task;
 
     internal void OnFinished()
     {
+        _acknowledged.TrySetResult();
         if (_readDone) _conn.Forget((ulong)Id);
     }
 
@@ -250,9 +371,12 @@ public sealed class QuicStream : Stream
 
     internal void OnConnectionFailed(QuicException error)
     {
-        if (!_readDone) _readError ??= error;
+        // Reads are woken, not failed: what already arrived can still be read; the next
+        // read that finds nothing reports the connection's error.
         if (!_writeDone) _writeError ??= error;
-        _readable.Fail(error);
+        _readable.Set();
         _writable.Fail(error);
+        _headersReady.Set();
+        _acknowledged.TrySetException(error);
     }
 }

@@ -1,0 +1,213 @@
+using System.Globalization;
+using System.Net;
+using System.Threading.Channels;
+using QuicSend.Transport;
+
+namespace QuicSend.Http;
+
+/// <summary>Settings of a <see cref="QuicSendClient"/>.</summary>
+public sealed class QuicSendClientOptions
+{
+    /// <summary>Transport settings: trusted roots or pins, timeouts. HTTP/3 and ALPN "h3" are set for you.</summary>
+    public QuicClientOptions Transport { get; init; } = new();
+
+    /// <summary>The bearer token sent with every request.</summary>
+    public string? Token { get; init; }
+
+    /// <summary>The name the server's certificate must carry; default: the address.</summary>
+    public string? ServerName { get; init; }
+}
+
+/// <summary>
+/// An HTTP/3 client for a QuicSend server. Polling API: <see cref="Request"/>
+/// returns an id and <see cref="Poll"/> reports connect, timeout and responses,
+/// as the original quicsend did. Async API: <see cref="RequestAsync"/>.
+/// </summary>
+public sealed class QuicSendClient : IAsyncDisposable, IDisposable
+{
+    private abstract record ClientEvent;
+    private sealed record ConnectedEvent : ClientEvent;
+    private sealed record ClosedEvent(Exception Reason) : ClientEvent;
+    private sealed record ResponseEvent(QuicSendResponse Response) : ClientEvent;
+    private sealed record FailedEvent(long RequestId, Exception Error) : ClientEvent;
+
+    private readonly QuicSendClientOptions _options;
+    private readonly QuicEndpoint _endpoint;
+    private readonly IPEndPoint _server;
+    private readonly string _authority;
+    private readonly Task<QuicConnection> _connecting;
+    private readonly Channel<ClientEvent> _events = Channel.CreateUnbounded<ClientEvent>();
+    private long _nextRequestId;
+    private int _disposed;
+
+    /// <summary>Starts connecting at once; <see cref="Poll"/> reports when it is done (or use <see cref="ConnectAsync"/>).</summary>
+    public QuicSendClient(IPEndPoint server, QuicSendClientOptions options)
+    {
+        _options = options;
+        _server = server;
+        var t = options.Transport;
+        t.Http3 = true;
+        if (!t.AlpnProtocols.Contains("h3")) t.AlpnProtocols.Add("h3");
+        _endpoint = QuicEndpoint.CreateClient(t);
+        var name = options.ServerName ?? server.Address.ToString();
+        _authority = server.Address.AddressFamily == System.Net.Sockets.AddressFamily.InterNetworkV6 && options.ServerName is null
+            ? $"[{name}]:{server.Port}" : $"{name}:{server.Port}";
+        _connecting = ConnectCoreAsync(name);
+    }
+
+    private async Task<QuicConnection> ConnectCoreAsync(string name)
+    {
+        try
+        {
+            var conn = await _endpoint.ConnectAsync(_server, name).ConfigureAwait(false);
+            _events.Writer.TryWrite(new ConnectedEvent());
+            _ = conn.Closed.ContinueWith(t => _events.Writer.TryWrite(new ClosedEvent(t.Result)), TaskScheduler.Default);
+            return conn;
+        }
+        catch (Exception e)
+        {
+            _events.Writer.TryWrite(new ClosedEvent(e));
+            throw;
+        }
+    }
+
+    /// <summary>Connects and completes once the handshake has (failing with the reason otherwise).</summary>
+    public static async Task<QuicSendClient> ConnectAsync(IPEndPoint server, QuicSendClientOptions options, CancellationToken cancellationToken = default)
+    {
+        var client = new QuicSendClient(server, options);
+        try
+        {
+            await client._connecting.WaitAsync(cancellationToken).ConfigureAwait(false);
+            return client;
+        }
+        catch
+        {
+            await client.DisposeAsync().ConfigureAwait(false);
+            throw;
+        }
+    }
+
+    /// <summary>The connection once it is up (for statistics).</summary>
+    public Task<QuicConnection> Connection => _connecting;
+
+    /// <summary>
+    /// Async API: sends a request and completes when the response's headers have arrived;
+    /// its body then streams from <see cref="QuicSendMessage.Body"/>. Dispose the response when done.
+    /// </summary>
+    public Task<QuicSendResponse> RequestAsync(string path, string? headerInfo = null, QuicSendBody? body = null,
+        CancellationToken cancellationToken = default) =>
+        SendAsync("POST", path, headerInfo, body, null, Interlocked.Increment(ref _nextRequestId), cancellationToken);
+
+    /// <summary>Sends a request with any method and extra headers; trailers (if any) end the request body.</summary>
+    public Task<QuicSendResponse> SendAsync(string method, string path, string? headerInfo, QuicSendBody? body,
+        IEnumerable<KeyValuePair<string, string>>? extraHeaders, CancellationToken cancellationToken = default) =>
+        SendAsync(method, path, headerInfo, body, extraHeaders, Interlocked.Increment(ref _nextRequestId), cancellationToken);
+
+    internal async Task<QuicSendResponse> SendAsync(string method, string path, string? headerInfo, QuicSendBody? body,
+        IEnumerable<KeyValuePair<string, string>>? extraHeaders, long requestId, CancellationToken cancellationToken,
+        Func<QuicStream, ValueTask>? writeBody = null)
+    {
+        if (!path.StartsWith('/')) throw new ArgumentException($"The path '{path}' must start with '/'.", nameof(path));
+        var conn = await _connecting.WaitAsync(cancellationToken).ConfigureAwait(false);
+        body ??= QuicSendBody.Empty;
+        var fields = new List<KeyValuePair<string, string>>
+        {
+            new(":method", method), new(":scheme", "https"), new(":authority", _authority), new(":path", path),
+        };
+        if (_options.Token is not null) fields.Add(new(QuicSendHeaders.Authorization, "Bearer " + _options.Token));
+        fields.Add(new(QuicSendHeaders.ContentType, body.ContentType));
+        if (writeBody is null && body.Length is long len) fields.Add(new(QuicSendHeaders.ContentLength, len.ToString(CultureInfo.InvariantCulture)));
+        if (headerInfo is not null) fields.Add(new(QuicSendHeaders.HeaderInfo, headerInfo));
+        if (extraHeaders is not null) fields.AddRange(extraHeaders);
+        bool noBody = writeBody is null && body.Length == 0;
+        var stream = await conn.SendRequestAsync(HeaderCodec.Pack(fields), noBody, cancellationToken).ConfigureAwait(false);
+        try
+        {
+            // Send the body while waiting for the answer: a server may answer early (e.g. 401).
+            var sending = noBody ? Task.CompletedTask
+                : writeBody is not null ? writeBody(stream).AsTask()
+                : body.WriteToAsync(stream, cancellationToken).AsTask();
+            var headers = HeaderCodec.Unpack(await stream.ReadHeadersAsync(trailers: false, cancellationToken).ConfigureAwait(false));
+            var response = new QuicSendResponse(requestId, stream, headers);
+            try
+            {
+                await sending.ConfigureAwait(false);
+            }
+            catch (QuicException) when (!response.IsSuccess)
+            {
+                // The server refused the request and stopped reading its body: the answer is what matters.
+            }
+            return response;
+        }
+        catch
+        {
+            stream.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>Polling API: sends a request in the background and returns its id; the response arrives through <see cref="Poll"/>.</summary>
+    public long Request(string path, string? headerInfo, QuicSendBody? body)
+    {
+        var id = Interlocked.Increment(ref _nextRequestId);
+        _ = Task.Run(async () =>
+        {
+            try
+            {
+                var response = await SendAsync("POST", path, headerInfo, body, null, id, CancellationToken.None).ConfigureAwait(false);
+                _events.Writer.TryWrite(new ResponseEvent(response));
+            }
+            catch (Exception e)
+            {
+                _events.Writer.TryWrite(new FailedEvent(id, e));
+            }
+        });
+        return id;
+    }
+
+    /// <summary>
+    /// Polling API: waits up to <paramref name="timeoutMs"/>, then reports what happened:
+    /// the connection completing (<paramref name="onConnect"/>), the connection ending or
+    /// failing (<paramref name="onTimeout"/>), and responses (<paramref name="onResponse"/>,
+    /// body streaming). A request that failed without a response is reported through
+    /// <paramref name="onError"/> when given. Returns false once the client is unusable.
+    /// </summary>
+    public bool Poll(Action? onConnect, Action? onTimeout, Action<QuicSendResponse>? onResponse, int timeoutMs,
+        Action<long, Exception>? onError = null)
+    {
+        if (Volatile.Read(ref _disposed) != 0) return false;
+        if (!_events.Reader.TryPeek(out _))
+        {
+            using var cts = new CancellationTokenSource(Math.Max(0, timeoutMs));
+            try
+            {
+                _events.Reader.WaitToReadAsync(cts.Token).AsTask().GetAwaiter().GetResult();
+            }
+            catch (OperationCanceledException) { }
+        }
+        bool valid = true;
+        while (_events.Reader.TryRead(out var ev))
+        {
+            switch (ev)
+            {
+                case ConnectedEvent: onConnect?.Invoke(); break;
+                case ClosedEvent: valid = false; onTimeout?.Invoke(); break;
+                case ResponseEvent r: onResponse?.Invoke(r.Response); break;
+                case FailedEvent f: onError?.Invoke(f.RequestId, f.Error); break;
+            }
+        }
+        return valid && Volatile.Read(ref _disposed) == 0 && !_connecting.IsFaulted;
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        if (Interlocked.Exchange(ref _disposed, 1) != 0) return;
+        if (_connecting.IsCompletedSuccessfully)
+            await _connecting.Result.CloseAsync((long)Http3Errors.NoError, "client closed").ConfigureAwait(false);
+        _endpoint.Dispose();
+        _events.Writer.TryComplete();
+        try { await _connecting.ConfigureAwait(false); } catch { }
+    }
+
+    public void Dispose() => DisposeAsync().AsTask().GetAwaiter().GetResult();
+}

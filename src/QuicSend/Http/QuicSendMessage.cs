@@ -1,0 +1,72 @@
+using System.Text;
+using MessagePack;
+using QuicSend.Transport;
+
+namespace QuicSend.Http;
+
+/// <summary>What requests and responses share: headers, quicsend-header-info, a body read as it arrives.</summary>
+public abstract class QuicSendMessage : IAsyncDisposable, IDisposable
+{
+    private protected readonly QuicStream _stream;
+    private bool _bodyRead;
+
+    private protected QuicSendMessage(QuicStream stream, List<KeyValuePair<string, string>> headers)
+    {
+        _stream = stream;
+        Headers = headers;
+        HeaderInfo = HeaderCodec.Get(headers, QuicSendHeaders.HeaderInfo);
+        ContentType = HeaderCodec.Get(headers, QuicSendHeaders.ContentType) ?? QuicSendHeaders.OctetStream;
+        if (long.TryParse(HeaderCodec.Get(headers, QuicSendHeaders.ContentLength), out var len)) ContentLength = len;
+    }
+
+    /// <summary>Every header field received, pseudo-headers included.</summary>
+    public IReadOnlyList<KeyValuePair<string, string>> Headers { get; }
+
+    /// <summary>The free-form quicsend-header-info string (e.g. JSON), if sent.</summary>
+    public string? HeaderInfo { get; }
+
+    public string ContentType { get; }
+
+    public long? ContentLength { get; }
+
+    /// <summary>The body as a stream, read as it arrives (a large body is never held whole).</summary>
+    public Stream Body => _stream;
+
+    /// <summary>The trailer section, available once the body has been read to the end.</summary>
+    public async ValueTask<IReadOnlyList<KeyValuePair<string, string>>> ReadTrailersAsync(CancellationToken cancellationToken = default) =>
+        HeaderCodec.Unpack(await _stream.ReadHeadersAsync(trailers: true, cancellationToken).ConfigureAwait(false));
+
+    /// <summary>Reads the whole body into memory, refusing more than <paramref name="maxBytes"/>.</summary>
+    public async ValueTask<byte[]> ReadBodyAsync(long maxBytes = 1L << 30, CancellationToken cancellationToken = default)
+    {
+        if (_bodyRead) throw new InvalidOperationException("The body was already read.");
+        _bodyRead = true;
+        if (ContentLength > maxBytes) throw new InvalidDataException($"The body is {ContentLength} bytes, more than the {maxBytes} allowed.");
+        using var ms = ContentLength is long l ? new MemoryStream((int)Math.Min(l, int.MaxValue)) : new MemoryStream();
+        var buf = new byte[256 * 1024];
+        int n;
+        while ((n = await _stream.ReadAsync(buf, cancellationToken).ConfigureAwait(false)) > 0)
+        {
+            if (ms.Length + n > maxBytes) throw new InvalidDataException($"The body exceeds the {maxBytes} bytes allowed.");
+            ms.Write(buf, 0, n);
+        }
+        return ms.Length == ms.Capacity ? ms.GetBuffer() : ms.ToArray();
+    }
+
+    /// <summary>Blocking form of ReadBodyAsync, for the polling API's callbacks.</summary>
+    public byte[] ReadBody(long maxBytes = 1L << 30) => ReadBodyAsync(maxBytes).AsTask().GetAwaiter().GetResult();
+
+    public async ValueTask<string> ReadTextAsync(CancellationToken cancellationToken = default) =>
+        Encoding.UTF8.GetString(await ReadBodyAsync(cancellationToken: cancellationToken).ConfigureAwait(false));
+
+    public async ValueTask<T> ReadMessagePackAsync<T>(CancellationToken cancellationToken = default) =>
+        MessagePackSerializer.Deserialize<T>(await ReadBodyAsync(cancellationToken: cancellationToken).ConfigureAwait(false), QuicSendBody.MessagePackOptions);
+
+    public ValueTask DisposeAsync()
+    {
+        Dispose();
+        return ValueTask.CompletedTask;
+    }
+
+    public virtual void Dispose() => _stream.Dispose();
+}

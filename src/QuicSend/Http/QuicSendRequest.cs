@@ -1,0 +1,65 @@
+using QuicSend.Transport;
+
+namespace QuicSend.Http;
+
+/// <summary>A request as the server sees it; answer it with <see cref="RespondAsync"/>.</summary>
+public sealed class QuicSendRequest : QuicSendMessage
+{
+    private int _responded;
+
+    internal QuicSendRequest(long connectionId, QuicConnection connection, QuicStream stream, List<KeyValuePair<string, string>> headers)
+        : base(stream, headers)
+    {
+        ConnectionId = connectionId;
+        Connection = connection;
+        Method = HeaderCodec.Get(headers, ":method") ?? "";
+        Path = HeaderCodec.Get(headers, ":path") ?? "";
+        Authority = HeaderCodec.Get(headers, ":authority");
+    }
+
+    /// <summary>The server-assigned id of the connection the request came on.</summary>
+    public long ConnectionId { get; }
+
+    /// <summary>The request's id on its connection (its stream id).</summary>
+    public long RequestId => _stream.Id;
+
+    public QuicConnection Connection { get; }
+
+    public string Method { get; }
+
+    public string Path { get; }
+
+    public string? Authority { get; }
+
+    /// <summary>Sends the response: status, quicsend-header-info and body (streamed), then extra trailers if given.</summary>
+    public async ValueTask RespondAsync(int status, string? headerInfo = null, QuicSendBody? body = null,
+        IEnumerable<KeyValuePair<string, string>>? extraHeaders = null, CancellationToken cancellationToken = default)
+    {
+        if (Interlocked.Exchange(ref _responded, 1) != 0) throw new InvalidOperationException($"Request {RequestId} was already answered.");
+        body ??= QuicSendBody.Empty;
+        var fields = new List<KeyValuePair<string, string>> { new(":status", status.ToString(System.Globalization.CultureInfo.InvariantCulture)) };
+        fields.Add(new(QuicSendHeaders.ContentType, body.ContentType));
+        if (body.Length is long len) fields.Add(new(QuicSendHeaders.ContentLength, len.ToString(System.Globalization.CultureInfo.InvariantCulture)));
+        if (headerInfo is not null) fields.Add(new(QuicSendHeaders.HeaderInfo, headerInfo));
+        if (extraHeaders is not null) fields.AddRange(extraHeaders);
+        bool empty = body.Length == 0;
+        _stream.SendResponseHeaders(HeaderCodec.Pack(fields), endStream: empty);
+        if (!empty) await body.WriteToAsync(_stream, cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>Streams a response body from <paramref name="write"/> and ends it with the given trailers.</summary>
+    public async ValueTask RespondStreamingAsync(int status, string? headerInfo, Func<Stream, ValueTask<IEnumerable<KeyValuePair<string, string>>>> write,
+        CancellationToken cancellationToken = default)
+    {
+        if (Interlocked.Exchange(ref _responded, 1) != 0) throw new InvalidOperationException($"Request {RequestId} was already answered.");
+        var fields = new List<KeyValuePair<string, string>> { new(":status", status.ToString(System.Globalization.CultureInfo.InvariantCulture)), new(QuicSendHeaders.ContentType, QuicSendHeaders.OctetStream) };
+        if (headerInfo is not null) fields.Add(new(QuicSendHeaders.HeaderInfo, headerInfo));
+        _stream.SendResponseHeaders(HeaderCodec.Pack(fields), endStream: false);
+        var trailers = await write(_stream).ConfigureAwait(false);
+        _stream.SendTrailers(HeaderCodec.Pack(trailers));
+    }
+
+    internal bool Responded => Volatile.Read(ref _responded) != 0;
+
+    internal QuicStream Stream => _stream;
+}

@@ -1,0 +1,210 @@
+using System.Collections.Concurrent;
+using System.Net;
+using System.Runtime.CompilerServices;
+using System.Threading.Channels;
+using QuicSend.Transport;
+
+namespace QuicSend.Http;
+
+/// <summary>Settings of a <see cref="QuicSendServer"/>.</summary>
+public sealed class QuicSendServerOptions
+{
+    /// <summary>Transport settings: address, certificate and key, limits. HTTP/3 and ALPN "h3" are set for you.</summary>
+    public QuicServerOptions Transport { get; init; } = new();
+
+    /// <summary>Bearer tokens accepted in the authorization header. Requests without one get 401 and their connection is closed.</summary>
+    public IList<string> Tokens { get; init; } = new List<string>();
+
+    /// <summary>Serve requests without a token. Off by default: a server on the Internet should require one.</summary>
+    public bool AllowAnonymous { get; init; }
+}
+
+/// <summary>
+/// An HTTP/3 server speaking quicsend's conventions: requests carry a bearer
+/// token, quicsend-header-info and a typed body. Use either the polling API
+/// (<see cref="Poll"/>, <see cref="Respond"/>, <see cref="Close"/>), as the
+/// original quicsend did, or the async one (<see cref="AcceptRequestsAsync"/>,
+/// <see cref="QuicSendRequest.RespondAsync"/>).
+/// </summary>
+public sealed class QuicSendServer : IAsyncDisposable, IDisposable
+{
+    private abstract record ServerEvent;
+    private sealed record ConnectEvent(long ConnectionId) : ServerEvent;
+    private sealed record ClosedEvent(long ConnectionId, QuicException Reason) : ServerEvent;
+    private sealed record RequestEvent(QuicSendRequest Request) : ServerEvent;
+
+    private readonly QuicEndpoint _endpoint;
+    private readonly TokenSet _tokens;
+    private readonly bool _anonymous;
+    private readonly Channel<ServerEvent> _events = Channel.CreateUnbounded<ServerEvent>();
+    private readonly ConcurrentDictionary<long, QuicConnection> _connections = new();
+    private readonly ConcurrentDictionary<(long, long), QuicSendRequest> _pending = new();
+    private readonly CancellationTokenSource _stop = new();
+    private readonly Task _acceptLoop;
+    private long _nextConnectionId;
+    private int _disposed;
+
+    public QuicSendServer(QuicSendServerOptions options)
+    {
+        if (options.Tokens.Count == 0 && !options.AllowAnonymous)
+            throw new QuicConfigurationException("No bearer token configured: set QuicSendServerOptions.Tokens (or AllowAnonymous = true to serve anyone).");
+        _tokens = new TokenSet(options.Tokens);
+        _anonymous = options.AllowAnonymous;
+        var t = options.Transport;
+        t.Http3 = true;
+        if (!t.AlpnProtocols.Contains("h3")) t.AlpnProtocols.Add("h3");
+        _endpoint = QuicEndpoint.Listen(t);
+        _acceptLoop = Task.Run(AcceptLoopAsync);
+    }
+
+    /// <summary>The address the server listens on.</summary>
+    public IPEndPoint LocalEndPoint => _endpoint.LocalEndPoint;
+
+    /// <summary>The accepted tokens; add and remove to rotate them while serving.</summary>
+    public TokenSet Tokens => _tokens;
+
+    /// <summary>Requests refused for a missing or wrong token so far.</summary>
+    public long UnauthorizedRequests => Interlocked.Read(ref _unauthorized);
+
+    private long _unauthorized;
+
+    private async Task AcceptLoopAsync()
+    {
+        try
+        {
+            while (!_stop.IsCancellationRequested)
+            {
+                var conn = await _endpoint.AcceptAsync(_stop.Token).ConfigureAwait(false);
+                var id = Interlocked.Increment(ref _nextConnectionId);
+                _connections[id] = conn;
+                _events.Writer.TryWrite(new ConnectEvent(id));
+                _ = ServeConnectionAsync(id, conn);
+            }
+        }
+        catch (Exception e) when (e is OperationCanceledException or ObjectDisposedException) { }
+    }
+
+    private async Task ServeConnectionAsync(long id, QuicConnection conn)
+    {
+        try
+        {
+            while (true)
+            {
+                var stream = await conn.AcceptRequestAsync(_stop.Token).ConfigureAwait(false);
+                var headers = HeaderCodec.Unpack(await stream.ReadHeadersAsync(trailers: false, _stop.Token).ConfigureAwait(false));
+                var request = new QuicSendRequest(id, conn, stream, headers);
+                if (!_anonymous && !_tokens.Authorizes(HeaderCodec.Get(headers, QuicSendHeaders.Authorization)))
+                {
+                    Interlocked.Increment(ref _unauthorized);
+                    _ = RefuseAsync(request, conn);
+                    continue;
+                }
+                _pending[(id, request.RequestId)] = request;
+                _events.Writer.TryWrite(new RequestEvent(request));
+            }
+        }
+        catch (QuicException e)
+        {
+            _connections.TryRemove(id, out _);
+            _events.Writer.TryWrite(new ClosedEvent(id, e));
+        }
+        catch (Exception e) when (e is OperationCanceledException or ObjectDisposedException) { }
+    }
+
+    /// <summary>As the original did: answer 401, let the answer arrive, then close the connection.</summary>
+    private static async Task RefuseAsync(QuicSendRequest request, QuicConnection conn)
+    {
+        try
+        {
+            await request.RespondAsync(401, null, QuicSendBody.FromText("401 Unauthorized: a valid 'authorization: Bearer <token>' header is required.")).ConfigureAwait(false);
+            await request.Stream.WritesAcknowledged.WaitAsync(TimeSpan.FromSeconds(2)).ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is QuicException or TimeoutException or ObjectDisposedException) { }
+        finally
+        {
+            request.Dispose();
+            await conn.CloseAsync((long)Http3Errors.NoError, "unauthorized").ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>
+    /// Polling API: waits up to <paramref name="timeoutMs"/> for something to happen, then
+    /// reports everything that did: new connections, connections that ended (timed out or
+    /// closed), and requests (their bodies stream; read them in the callback or later).
+    /// Returns false once the server has been disposed.
+    /// </summary>
+    public bool Poll(Action<long>? onConnect, Action<long>? onTimeout, Action<QuicSendRequest>? onRequest, int timeoutMs)
+    {
+        if (Volatile.Read(ref _disposed) != 0) return false;
+        if (!_events.Reader.TryPeek(out _))
+        {
+            using var cts = new CancellationTokenSource(Math.Max(0, timeoutMs));
+            try
+            {
+                _events.Reader.WaitToReadAsync(cts.Token).AsTask().GetAwaiter().GetResult();
+            }
+            catch (OperationCanceledException) { }
+        }
+        while (_events.Reader.TryRead(out var ev))
+        {
+            switch (ev)
+            {
+                case ConnectEvent c: onConnect?.Invoke(c.ConnectionId); break;
+                case ClosedEvent c: onTimeout?.Invoke(c.ConnectionId); break;
+                case RequestEvent r: onRequest?.Invoke(r.Request); break;
+            }
+        }
+        return Volatile.Read(ref _disposed) == 0;
+    }
+
+    /// <summary>Async API: the requests as they arrive (connection events are skipped).</summary>
+    public async IAsyncEnumerable<QuicSendRequest> AcceptRequestsAsync([EnumeratorCancellation] CancellationToken cancellationToken = default)
+    {
+        while (await _events.Reader.WaitToReadAsync(cancellationToken).ConfigureAwait(false))
+        {
+            while (_events.Reader.TryRead(out var ev))
+            {
+                if (ev is RequestEvent r) yield return r.Request;
+            }
+        }
+    }
+
+    /// <summary>Polling API: answers a request by ids; sending continues in the background.</summary>
+    public void Respond(long connectionId, long requestId, int status, string? headerInfo, QuicSendBody? body) =>
+        _ = RespondAsync(connectionId, requestId, status, headerInfo, body);
+
+    /// <summary>Answers a request by ids and completes when the response has been handed to the transport.</summary>
+    public async Task RespondAsync(long connectionId, long requestId, int status, string? headerInfo, QuicSendBody? body, CancellationToken cancellationToken = default)
+    {
+        if (!_pending.TryRemove((connectionId, requestId), out var request))
+            throw new InvalidOperationException($"No open request {requestId} on connection {connectionId} (already answered, or its connection closed).");
+        using (request)
+        {
+            await request.RespondAsync(status, headerInfo, body, cancellationToken: cancellationToken).ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>Closes a connection (as the original's server.close(connection_id)).</summary>
+    public void Close(long connectionId)
+    {
+        if (_connections.TryRemove(connectionId, out var conn))
+            conn.CloseAsync((long)Http3Errors.NoError, "closed by the server").AsTask().GetAwaiter().GetResult();
+    }
+
+    /// <summary>Graceful shutdown: GOAWAY to every client, then close.</summary>
+    public async ValueTask DisposeAsync()
+    {
+        if (Interlocked.Exchange(ref _disposed, 1) != 0) return;
+        foreach (var c in _connections.Values)
+        {
+            try { c.GoAway(); } catch (QuicException) { }
+        }
+        _stop.Cancel();
+        _endpoint.Dispose();
+        _events.Writer.TryComplete();
+        try { await _acceptLoop.ConfigureAwait(false); } catch { }
+        _stop.Dispose();
+    }
+
+    public void Dispose() => DisposeAsync().AsTask().GetAwaiter().GetResult();
+}

@@ -1,0 +1,26 @@
+using System.Text;
+using QuicSend.Native;
+
+namespace QuicSend.Transport;
+
+/// <summary>HTTP/3 error codes (RFC 9114 §8.1) the library uses, and their names.</summary>
+public static class Http3Errors
+{
+    public const ulong NoError = 0x100;
+    public const ulong GeneralProtocolError = 0x101;
+    public const ulong InternalError = 0x102;
+    public const ulong RequestRejected = 0x10b;
+    public const ulong RequestCancelled = 0x10c;
+    public const ulong MessageError = 0x10e;
+    public const ulong ExcessiveLoad = 0x107;
+
+    /// <summary>The RFC name of an HTTP/3 or QPACK error code, e.g. H3_FRAME_UNEXPECTED.</summary>
+    public static unsafe string Name(long code)
+    {
+        Span<byte> buf = stackalloc byte[64];
+        long n;
+        fixed (byte* p = buf) n = NativeMethods.qs_h3_error_name((ulong)code, p, (nuint)buf.Length);
+        var name = Encoding.ASCII.GetString(buf[..(int)Math.Clamp(n, 0, buf.Length)]);
+        return $"{name} (0x{code:x})";
+    }
+}
