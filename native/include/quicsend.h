@@ -292,6 +292,28 @@ typedef struct QsEvent {
   uint64_t code;
 } QsEvent;
 
+/**
+ * Endpoint statistics: what happened to connection attempts.
+ */
+typedef struct QsEndpointStats {
+  /**
+   * Connections accepted (server) or started (client).
+   */
+  uint64_t connections;
+  /**
+   * Stateless Retry packets sent to validate a client's address.
+   */
+  uint64_t retries_sent;
+  /**
+   * Connection attempts refused (connection limit) or ignored.
+   */
+  uint64_t refused;
+  /**
+   * Connections open now, closing ones included.
+   */
+  uint64_t open;
+} QsEndpointStats;
+
 #ifdef __cplusplus
 extern "C" {
 #endif // __cplusplus
@@ -515,6 +537,11 @@ int32_t qs_endpoint_close_all(struct QsEndpoint *ep,
                               uint64_t code,
                               const uint8_t *reason,
                               uintptr_t reason_len);
+
+/**
+ * Fills `out_stats` with the endpoint's statistics.
+ */
+int32_t qs_endpoint_stats(struct QsEndpoint *ep, struct QsEndpointStats *out_stats);
 
 /**
  * Returns how many connections the endpoint holds (including closing ones).

@@ -88,6 +88,20 @@ pub struct QsTransmit {
     pub segment_size: usize,
 }
 
+/// Endpoint statistics: what happened to connection attempts.
+#[repr(C)]
+#[derive(Clone, Copy, Default)]
+pub struct QsEndpointStats {
+    /// Connections accepted (server) or started (client).
+    pub connections: u64,
+    /// Stateless Retry packets sent to validate a client's address.
+    pub retries_sent: u64,
+    /// Connection attempts refused (connection limit) or ignored.
+    pub refused: u64,
+    /// Connections open now, closing ones included.
+    pub open: u64,
+}
+
 /// Connection statistics.
 #[repr(C)]
 #[derive(Clone, Copy, Default)]
@@ -111,6 +125,7 @@ pub(crate) struct Conn {
     pub(crate) id: u64,
     pub(crate) inner: Connection,
     connected: bool,
+    drained: bool,
     pub(crate) error: Option<String>,
     pub(crate) h3: Option<H3Conn>,
 }
@@ -157,6 +172,7 @@ pub struct QsEndpoint {
     retry: bool,
     max_connections: usize,
     server: bool,
+    stats: QsEndpointStats,
     /// Set when HTTP/3 is on: the largest header section we accept.
     pub(crate) h3_max_field_section: Option<u64>,
 }
@@ -219,6 +235,7 @@ impl QsEndpoint {
             retry: cfg.retry,
             max_connections: usize::try_from(cfg.max_connections).unwrap_or(usize::MAX),
             server,
+            stats: QsEndpointStats::default(),
             h3_max_field_section: None,
         })
     }
@@ -226,8 +243,9 @@ impl QsEndpoint {
     fn add(&mut self, ch: ConnectionHandle, inner: Connection) -> u64 {
         let id = self.next_id;
         self.next_id += 1;
+        self.stats.connections += 1;
         let h3 = self.h3_max_field_section.map(|max| H3Conn::new(self.server, max));
-        self.conns.insert(ch, Conn { _live: Counted::new(), id, inner, connected: false, error: None, h3 });
+        self.conns.insert(ch, Conn { _live: Counted::new(), id, inner, connected: false, drained: false, error: None, h3 });
         self.ids.insert(id, ch);
         self.order.push(ch);
         id
@@ -258,6 +276,9 @@ impl QsEndpoint {
     /// turns the connection's events into caller events; removes it once drained.
     pub(crate) fn settle(&mut self, ch: ConnectionHandle) {
         let Some(conn) = self.conns.get_mut(&ch) else { return };
+        if conn.drained {
+            return;
+        }
         let mut drained = false;
         while let Some(ev) = conn.inner.poll_endpoint_events() {
             drained |= ev.is_drained();
@@ -318,10 +339,11 @@ impl QsEndpoint {
             }
             Self::deliver(conn, e, &mut self.events);
         }
-        if drained || conn.inner.is_drained() {
+        if (drained || conn.inner.is_drained()) && !conn.drained {
+            // The connection is forgotten when the caller takes this event, so that it can
+            // still ask (qs_conn_error, stats) about the events queued before it.
+            conn.drained = true;
             let id = conn.id;
-            self.conns.remove(&ch);
-            self.ids.remove(&id);
             self.order.retain(|c| *c != ch);
             self.events.push_back(QsEvent { kind: QS_EVENT_CONNECTION_DRAINED, conn: id, ..Default::default() });
         }
@@ -363,12 +385,19 @@ impl QsEndpoint {
                 }
                 Some(DatagramEvent::NewConnection(incoming)) => {
                     if self.conns.len() >= self.max_connections {
+                        self.stats.refused += 1;
                         let t = self.endpoint.refuse(incoming, &mut self.scratch);
                         self.push_response(t);
                     } else if self.retry && !incoming.remote_address_validated() {
                         match self.endpoint.retry(incoming, &mut self.scratch) {
-                            Ok(t) => self.push_response(t),
-                            Err(e) => self.endpoint.ignore(e.into_incoming()),
+                            Ok(t) => {
+                                self.stats.retries_sent += 1;
+                                self.push_response(t)
+                            }
+                            Err(e) => {
+                                self.stats.refused += 1;
+                                self.endpoint.ignore(e.into_incoming())
+                            }
                         }
                     } else {
                         match self.endpoint.accept(incoming, now, &mut self.scratch, None) {
@@ -636,6 +665,11 @@ pub extern "C" fn qs_endpoint_poll_event(ep: *mut QsEndpoint, out_event: *mut Qs
     guard_status(|| {
         with_endpoint(ep, |e| match e.events.pop_front() {
             Some(ev) => {
+                if ev.kind == QS_EVENT_CONNECTION_DRAINED {
+                    if let Some(ch) = e.ids.remove(&ev.conn) {
+                        e.conns.remove(&ch);
+                    }
+                }
                 out(out_event, ev, "event")?;
                 Ok(QS_OK)
             }
@@ -688,6 +722,19 @@ pub extern "C" fn qs_endpoint_close_all(ep: *mut QsEndpoint, code: u64, reason: 
                 }
                 e.settle(ch);
             }
+            Ok(QS_OK)
+        })
+    })
+}
+
+/// Fills `out_stats` with the endpoint's statistics.
+#[no_mangle]
+pub extern "C" fn qs_endpoint_stats(ep: *mut QsEndpoint, out_stats: *mut QsEndpointStats) -> i32 {
+    guard_status(|| {
+        with_endpoint(ep, |e| {
+            let mut s = e.stats;
+            s.open = e.conns.len() as u64;
+            out(out_stats, s, "stats")?;
             Ok(QS_OK)
         })
     })

@@ -10,9 +10,12 @@ public abstract class QuicSendMessage : IAsyncDisposable, IDisposable
     private protected readonly QuicStream _stream;
     private bool _bodyRead;
 
-    private protected QuicSendMessage(QuicStream stream, List<KeyValuePair<string, string>> headers)
+    private readonly Stream _body;
+
+    private protected QuicSendMessage(QuicStream stream, List<KeyValuePair<string, string>> headers, long maxBodyBytes = long.MaxValue)
     {
         _stream = stream;
+        _body = maxBodyBytes == long.MaxValue ? stream : new LimitedReadStream(stream, maxBodyBytes);
         Headers = headers;
         HeaderInfo = HeaderCodec.Get(headers, QuicSendHeaders.HeaderInfo);
         ContentType = HeaderCodec.Get(headers, QuicSendHeaders.ContentType) ?? QuicSendHeaders.OctetStream;
@@ -30,7 +33,7 @@ public abstract class QuicSendMessage : IAsyncDisposable, IDisposable
     public long? ContentLength { get; }
 
     /// <summary>The body as a stream, read as it arrives (a large body is never held whole).</summary>
-    public Stream Body => _stream;
+    public Stream Body => _body;
 
     /// <summary>The trailer section, available once the body has been read to the end.</summary>
     public async ValueTask<IReadOnlyList<KeyValuePair<string, string>>> ReadTrailersAsync(CancellationToken cancellationToken = default) =>
@@ -45,7 +48,7 @@ public abstract class QuicSendMessage : IAsyncDisposable, IDisposable
         using var ms = ContentLength is long l ? new MemoryStream((int)Math.Min(l, int.MaxValue)) : new MemoryStream();
         var buf = new byte[256 * 1024];
         int n;
-        while ((n = await _stream.ReadAsync(buf, cancellationToken).ConfigureAwait(false)) > 0)
+        while ((n = await _body.ReadAsync(buf, cancellationToken).ConfigureAwait(false)) > 0)
         {
             if (ms.Length + n > maxBytes) throw new InvalidDataException($"The body exceeds the {maxBytes} bytes allowed.");
             ms.Write(buf, 0, n);

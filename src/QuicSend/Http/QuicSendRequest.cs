@@ -7,8 +7,8 @@ public sealed class QuicSendRequest : QuicSendMessage
 {
     private int _responded;
 
-    internal QuicSendRequest(long connectionId, QuicConnection connection, QuicStream stream, List<KeyValuePair<string, string>> headers)
-        : base(stream, headers)
+    internal QuicSendRequest(long connectionId, QuicConnection connection, QuicStream stream, List<KeyValuePair<string, string>> headers, long maxBodyBytes = long.MaxValue)
+        : base(stream, headers, maxBodyBytes)
     {
         ConnectionId = connectionId;
         Connection = connection;

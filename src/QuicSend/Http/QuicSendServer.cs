@@ -17,6 +17,10 @@ public sealed class QuicSendServerOptions
 
     /// <summary>Serve requests without a token. Off by default: a server on the Internet should require one.</summary>
     public bool AllowAnonymous { get; init; }
+
+    /// <summary>Largest request body accepted: a larger declared content-length gets 413; a body that
+    /// grows past it while streaming is cut off with H3_EXCESSIVE_LOAD.</summary>
+    public long MaxRequestBodySize { get; init; } = 1L << 40;
 }
 
 /// <summary>
@@ -36,6 +40,7 @@ public sealed class QuicSendServer : IAsyncDisposable, IDisposable
     private readonly QuicEndpoint _endpoint;
     private readonly TokenSet _tokens;
     private readonly bool _anonymous;
+    private readonly long _maxBody;
     private readonly Channel<ServerEvent> _events = Channel.CreateUnbounded<ServerEvent>();
     private readonly ConcurrentDictionary<long, QuicConnection> _connections = new();
     private readonly ConcurrentDictionary<(long, long), QuicSendRequest> _pending = new();
@@ -50,6 +55,7 @@ public sealed class QuicSendServer : IAsyncDisposable, IDisposable
             throw new QuicConfigurationException("No bearer token configured: set QuicSendServerOptions.Tokens (or AllowAnonymous = true to serve anyone).");
         _tokens = new TokenSet(options.Tokens);
         _anonymous = options.AllowAnonymous;
+        _maxBody = options.MaxRequestBodySize;
         var t = options.Transport;
         t.Http3 = true;
         if (!t.AlpnProtocols.Contains("h3")) t.AlpnProtocols.Add("h3");
@@ -92,11 +98,16 @@ public sealed class QuicSendServer : IAsyncDisposable, IDisposable
             {
                 var stream = await conn.AcceptRequestAsync(_stop.Token).ConfigureAwait(false);
                 var headers = HeaderCodec.Unpack(await stream.ReadHeadersAsync(trailers: false, _stop.Token).ConfigureAwait(false));
-                var request = new QuicSendRequest(id, conn, stream, headers);
+                var request = new QuicSendRequest(id, conn, stream, headers, _maxBody);
                 if (!_anonymous && !_tokens.Authorizes(HeaderCodec.Get(headers, QuicSendHeaders.Authorization)))
                 {
                     Interlocked.Increment(ref _unauthorized);
                     _ = RefuseAsync(request, conn);
+                    continue;
+                }
+                if (request.ContentLength > _maxBody)
+                {
+                    _ = RejectTooLargeAsync(request);
                     continue;
                 }
                 _pending[(id, request.RequestId)] = request;
@@ -124,6 +135,19 @@ public sealed class QuicSendServer : IAsyncDisposable, IDisposable
         {
             request.Dispose();
             await conn.CloseAsync((long)Http3Errors.NoError, "unauthorized").ConfigureAwait(false);
+        }
+    }
+
+    private async Task RejectTooLargeAsync(QuicSendRequest request)
+    {
+        using (request)
+        {
+            try
+            {
+                await request.RespondAsync(413, null, QuicSendBody.FromText(
+                    $"413 Payload Too Large: the body is {request.ContentLength} bytes; this server accepts at most {_maxBody}.")).ConfigureAwait(false);
+            }
+            catch (Exception e) when (e is QuicException or ObjectDisposedException) { }
         }
     }
 

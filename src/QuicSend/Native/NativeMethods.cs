@@ -88,6 +88,9 @@ internal static unsafe partial class NativeMethods
     [LibraryImport(Library, EntryPoint = "qs_endpoint_close_all")]
     internal static partial int qs_endpoint_close_all(nint ep, ulong code, byte* reason, nuint reasonLen);
 
+    [LibraryImport(Library, EntryPoint = "qs_endpoint_stats")]
+    internal static partial int qs_endpoint_stats(nint ep, QsEndpointStats* stats);
+
     [LibraryImport(Library, EntryPoint = "qs_endpoint_connection_count")]
     internal static partial long qs_endpoint_connection_count(nint ep);
 

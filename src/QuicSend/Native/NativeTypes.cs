@@ -35,6 +35,15 @@ internal struct QsTransmit
 }
 
 [StructLayout(LayoutKind.Sequential)]
+internal struct QsEndpointStats
+{
+    public ulong Connections;
+    public ulong RetriesSent;
+    public ulong Refused;
+    public ulong Open;
+}
+
+[StructLayout(LayoutKind.Sequential)]
 internal struct QsStats
 {
     public ulong RttNs;

@@ -293,6 +293,8 @@ public sealed class QuicConnection : IAsyncDisposable
             ? " The server's certificate is not signed by any root this client trusts: add the CA that signed it to TrustedRootPaths."
             : reason.Contains("NotValidForName", StringComparison.Ordinal)
                 ? " The server's certificate does not cover the server name asked for: connect with a name (or IP) listed in the certificate."
+                : reason.Contains("refused to accept a new connection", StringComparison.Ordinal) || reason.Contains("CONNECTION_REFUSED", StringComparison.Ordinal)
+                    ? " The server refused the connection: it is at its connection limit (MaxConnections). Try again later or raise the limit."
                 : reason.Contains("timed out", StringComparison.Ordinal)
                     ? " Nothing answered: check that the server runs and that UDP reaches its port."
                     : "";

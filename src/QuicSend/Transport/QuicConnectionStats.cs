@@ -13,3 +13,6 @@ public readonly record struct QuicConnectionStats(
     long DatagramsSent,
     long DatagramsReceived,
     int Mtu);
+
+/// <summary>An endpoint's connection attempts: accepted or started, Retry packets sent, refused, open now.</summary>
+public readonly record struct QuicEndpointStats(long Connections, long RetriesSent, long Refused, long Open);

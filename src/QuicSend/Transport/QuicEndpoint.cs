@@ -126,6 +126,18 @@ public sealed class QuicEndpoint : IDisposable, IAsyncDisposable
         }
     }
 
+    /// <summary>What happened to connection attempts so far.</summary>
+    public unsafe QuicEndpointStats GetStats()
+    {
+        lock (_driver.Lock)
+        {
+            _driver.ThrowIfStopped();
+            QsEndpointStats s;
+            NativeErrors.Check(NativeMethods.qs_endpoint_stats(_driver.Ep, &s), "Reading endpoint statistics");
+            return new QuicEndpointStats((long)s.Connections, (long)s.RetriesSent, (long)s.Refused, (long)s.Open);
+        }
+    }
+
     /// <summary>How many connections the engine holds, closing ones included.</summary>
     public int ConnectionCount
     {

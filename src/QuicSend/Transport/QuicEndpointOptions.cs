@@ -71,8 +71,12 @@ public sealed class QuicServerOptions : QuicEndpointOptions
 
     public string? PrivateKeyPem { get; set; }
 
-    /// <summary>Validate each new client's address with a stateless Retry before spending state on it.</summary>
-    public bool RequireAddressValidation { get; set; }
+    /// <summary>
+    /// Validate each new client's address with a stateless Retry (a token bound to the client's
+    /// address, valid for seconds) before spending any state on it. On by default: it costs one
+    /// round trip per connection and stops spoofed-address floods and amplification.
+    /// </summary>
+    public bool RequireAddressValidation { get; set; } = true;
 
     /// <summary>New connections beyond this many are refused.</summary>
     public int MaxConnections { get; set; } = 10_000;
