@@ -8,6 +8,12 @@ using System.Net;
 using System.Net.Security;
 using System.Net.Sockets;
 using System.Security.Cryptography.X509Certificates;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Server.Kestrel.Core;
+using Microsoft.Extensions.Logging;
+using QuicSend.Http;
 using QuicSend.Security;
 using QuicSend.Transport;
 
@@ -102,11 +108,82 @@ async Task<double> Tls()
     return total / 1048576.0 / sw.Elapsed.TotalSeconds;
 }
 
+async Task<double> Http3Response()
+{
+    var transport = new QuicServerOptions
+    {
+        ListenEndPoint = new IPEndPoint(IPAddress.Loopback, 0),
+        CertificateChainPem = cert.CertificatePem, PrivateKeyPem = cert.PrivateKeyPem,
+    };
+    await using var server = new QuicSendServer(new QuicSendServerOptions { Transport = transport, Tokens = ["bench"] });
+    var serving = Task.Run(async () =>
+    {
+        await foreach (var req in server.AcceptRequestsAsync())
+        {
+            using (req)
+            {
+                var body = new BodyStream(payload, total);
+                await req.RespondAsync(200, null, QuicSendBody.FromStream(body, total));
+            }
+        }
+    });
+    await using var client = await QuicSendClient.ConnectAsync(server.LocalEndPoint, new QuicSendClientOptions
+    {
+        Transport = new QuicClientOptions { TrustedRootPems = { root.CertificatePem } }, Token = "bench", ServerName = "localhost",
+    });
+    var sw = Stopwatch.StartNew();
+    using var resp = await client.RequestAsync("/blob");
+    var buf = new byte[1 << 20];
+    long got = 0;
+    int n;
+    while ((n = await resp.Body.ReadAsync(buf)) > 0) got += n;
+    sw.Stop();
+    if (got != total) throw new Exception("short response");
+    return total / 1048576.0 / sw.Elapsed.TotalSeconds;
+}
+
+async Task<double> Http2Kestrel()
+{
+    using var x509 = X509Certificate2.CreateFromPem(cert.CertificatePem, cert.PrivateKeyPem);
+    using var serverCert = X509CertificateLoader.LoadPkcs12(x509.Export(X509ContentType.Pfx), null);
+    var builder = WebApplication.CreateSlimBuilder();
+    builder.Logging.ClearProviders();
+    builder.WebHost.ConfigureKestrel(k => k.Listen(IPAddress.Loopback, 0, l =>
+    {
+        l.Protocols = HttpProtocols.Http2;
+        l.UseHttps(serverCert);
+    }));
+    await using var app = builder.Build();
+    app.MapGet("/blob", async (HttpContext ctx) =>
+    {
+        ctx.Response.ContentLength = total;
+        for (long sent = 0; sent < total; sent += payload.Length)
+            await ctx.Response.Body.WriteAsync(payload.AsMemory(0, (int)Math.Min(payload.Length, total - sent)));
+    });
+    await app.StartAsync();
+    var url = app.Urls.First();
+    using var handler = new SocketsHttpHandler { SslOptions = { RemoteCertificateValidationCallback = (_, _, _, _) => true } };
+    using var http = new HttpClient(handler) { DefaultRequestVersion = System.Net.HttpVersion.Version20, DefaultVersionPolicy = HttpVersionPolicy.RequestVersionExact };
+    var sw = Stopwatch.StartNew();
+    using var resp = await http.GetAsync(url + "/blob", HttpCompletionOption.ResponseHeadersRead);
+    await using var body = await resp.Content.ReadAsStreamAsync();
+    var buf = new byte[1 << 20];
+    long got = 0;
+    int n;
+    while ((n = await body.ReadAsync(buf)) > 0) got += n;
+    sw.Stop();
+    await app.StopAsync();
+    if (got != total) throw new Exception("short response");
+    return total / 1048576.0 / sw.Elapsed.TotalSeconds;
+}
+
 Console.WriteLine($"Bulk transfer, {mib} MiB, one connection, loopback, best of 3:");
 await Run("QuicSend (BBR, GSO/GRO)", () => Quic(CongestionControl.Bbr, true), "this library");
 await Run("QuicSend (CUBIC, GSO/GRO)", () => Quic(CongestionControl.Cubic, true), "this library");
 await Run("QuicSend (BBR, portable I/O)", () => Quic(CongestionControl.Bbr, false), "this library, no batching");
+await Run("QuicSend HTTP/3 response", Http3Response, "this library, QuicSendServer/Client");
 await Run("SslStream over TCP", Tls, "baseline, measured now");
+await Run("HttpClient/Kestrel HTTP/2", Http2Kestrel, "baseline, measured now");
 
 Console.WriteLine();
 Console.WriteLine($"| {"transport",-32} | {"MiB/s",7} | note |");
@@ -114,5 +191,29 @@ Console.WriteLine($"|{new string('-', 34)}|{new string('-', 9)}|------|");
 foreach (var r in rows) Console.WriteLine($"| {r.Name,-32} | {r.MiBs,7:0} | {r.Note} |");
 // Recorded on the reference machine (2 cores, loopback, 512 MiB, one connection); see README.
 Console.WriteLine($"| {"pure-Rust quinn (recorded)",-32} | {830,7} | reference figure, not run here |");
-Console.WriteLine($"| {"HttpClient/Kestrel HTTP/2 (rec.)",-32} | {410,7} | reference figure, not run here |");
+Console.WriteLine($"| {"HttpClient/Kestrel HTTP/2 (rec.)",-32} | {410,7} | reference figure |");
 Console.WriteLine($"| {"SslStream over TCP (recorded)",-32} | {990,7} | reference figure |");
+
+/// <summary>Serves `total` bytes by repeating a buffer: a large body without a large allocation.</summary>
+sealed class BodyStream(byte[] chunk, long total) : Stream
+{
+    private long _pos;
+    public override int Read(byte[] buffer, int offset, int count) => Read(buffer.AsSpan(offset, count));
+    public override int Read(Span<byte> buffer)
+    {
+        var n = (int)Math.Min(Math.Min(buffer.Length, chunk.Length), total - _pos);
+        chunk.AsSpan(0, n).CopyTo(buffer);
+        _pos += n;
+        return n;
+    }
+    public override ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken ct = default) => ValueTask.FromResult(Read(buffer.Span));
+    public override bool CanRead => true;
+    public override bool CanSeek => false;
+    public override bool CanWrite => false;
+    public override long Length => total;
+    public override long Position { get => _pos; set => throw new NotSupportedException(); }
+    public override void Flush() { }
+    public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
+    public override void SetLength(long value) => throw new NotSupportedException();
+    public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
+}
