@@ -97,8 +97,18 @@ Task("Build")
     });
 });
 
+Task("NativeTests")
+    .Description("Runs the shim's Rust unit tests (HTTP/3 framing, QPACK, Huffman).")
+    .IsDependentOn("Native")
+    .Does(() =>
+{
+    if (Run("cargo", "test --release --offline --locked", native) != 0)
+        throw new Exception("The shim's Rust tests failed (see above).");
+});
+
 Task("Test")
-    .Description("Runs the NUnit tests and prints a one-line summary.")
+    .Description("Runs the Rust and NUnit tests and prints a one-line summary.")
+    .IsDependentOn("NativeTests")
     .IsDependentOn("Build")
     .Does(() =>
 {
