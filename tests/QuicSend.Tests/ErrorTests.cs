@@ -125,3 +125,33 @@ public class ErrorTests
         Assert.That(hash, Is.EqualTo(System.Security.Cryptography.SHA256.HashData(data)));
     }
 }
+
+[TestFixture]
+public class NativeLibraryTests
+{
+    [Test]
+    public void AMissingNativeLibrarySaysWhereItLookedAndHowToBuildIt()
+    {
+        var e = Assert.Throws<DllNotFoundException>(() => QuicSend.Native.QuicSendNative.Load(
+            ["/nonexistent/dir/libquicsend_native.so"], "libquicsend_native_missing.so", typeof(NativeLibraryTests).Assembly, null));
+        Assert.That(e!.Message, Does.Contain("/nonexistent/dir/libquicsend_native.so"));
+        Assert.That(e.Message, Does.Contain("./build.sh").And.Contain("QUICSEND_NATIVE_PATH").And.Contain("runtimes/"));
+    }
+
+    [Test]
+    public void TheSearchLooksAtTheConfiguredPathFirstThenBesideTheAssemblyAndUnderRuntimes()
+    {
+        var before = QuicSend.Native.QuicSendNative.LibraryPath;
+        try
+        {
+            QuicSend.Native.QuicSendNative.LibraryPath = "/opt/custom/libquicsend_native.so";
+            var c = QuicSend.Native.QuicSendNative.Candidates().ToList();
+            Assert.That(c[0], Is.EqualTo("/opt/custom/libquicsend_native.so"));
+            Assert.That(c, Has.Some.EndsWith($"runtimes/{QuicSend.Native.QuicSendNative.RuntimeId}/native/libquicsend_native.so"));
+        }
+        finally
+        {
+            QuicSend.Native.QuicSendNative.LibraryPath = before;
+        }
+    }
+}

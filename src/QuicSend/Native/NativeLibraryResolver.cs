@@ -52,19 +52,22 @@ public static class QuicSendNative
         }
     }
 
-    private static nint Resolve(string name, Assembly assembly, DllImportSearchPath? searchPath)
+    private static nint Resolve(string name, Assembly assembly, DllImportSearchPath? searchPath) =>
+        name == NativeMethods.Library ? Load(Candidates(), FileName, assembly, searchPath) : nint.Zero;
+
+    /// <summary>Loads the first candidate that exists, then tries the system search; throws saying where it looked.</summary>
+    internal static nint Load(IEnumerable<string> candidates, string fileName, Assembly assembly, DllImportSearchPath? searchPath)
     {
-        if (name != NativeMethods.Library) return nint.Zero;
         var tried = new List<string>();
-        foreach (var path in Candidates())
+        foreach (var path in candidates)
         {
             tried.Add(path);
             if (File.Exists(path) && NativeLibrary.TryLoad(path, out var h)) return h;
         }
-        if (NativeLibrary.TryLoad(FileName, assembly, searchPath, out var sys)) return sys;
-        tried.Add($"{FileName} on the system library path");
+        if (NativeLibrary.TryLoad(fileName, assembly, searchPath, out var sys)) return sys;
+        tried.Add($"{fileName} on the system library path");
         throw new DllNotFoundException(
-            $"QuicSend could not load its native library {FileName}. Looked in:{Environment.NewLine}  " +
+            $"QuicSend could not load its native library {fileName}. Looked in:{Environment.NewLine}  " +
             string.Join(Environment.NewLine + "  ", tried) + Environment.NewLine +
             $"Build it with ./build.sh (runs cargo in native/), set {PathVariable} or QuicSendNative.LibraryPath " +
             $"to its full path, or use the NuGet package, which carries it under runtimes/{RuntimeId}/native/.");
