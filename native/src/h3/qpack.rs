@@ -287,13 +287,7 @@ fn decode_string(
 mod tests {
     use super::*;
 
-    fn hex(s: &str) -> Vec<u8> {
-        let digits: Vec<u8> = s.bytes().filter(|b| !b.is_ascii_whitespace()).collect();
-        digits
-            .chunks(2)
-            .map(|p| u8::from_str_radix(std::str::from_utf8(p).unwrap(), 16).unwrap())
-            .collect()
-    }
+    use crate::h3::hex;
 
     fn field(name: &str, value: &str) -> Field {
         Field { name: name.as_bytes().to_vec(), value: value.as_bytes().to_vec() }

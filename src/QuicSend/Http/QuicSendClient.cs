@@ -176,15 +176,7 @@ public sealed class QuicSendClient : IAsyncDisposable, IDisposable
         Action<long, Exception>? onError = null)
     {
         if (Volatile.Read(ref _disposed) != 0) return false;
-        if (!_events.Reader.TryPeek(out _))
-        {
-            using var cts = new CancellationTokenSource(Math.Max(0, timeoutMs));
-            try
-            {
-                _events.Reader.WaitToReadAsync(cts.Token).AsTask().GetAwaiter().GetResult();
-            }
-            catch (OperationCanceledException) { }
-        }
+        PollWait.ForEvent(_events.Reader, timeoutMs);
         bool valid = true;
         while (_events.Reader.TryRead(out var ev))
         {

@@ -160,15 +160,7 @@ public sealed class QuicSendServer : IAsyncDisposable, IDisposable
     public bool Poll(Action<long>? onConnect, Action<long>? onTimeout, Action<QuicSendRequest>? onRequest, int timeoutMs)
     {
         if (Volatile.Read(ref _disposed) != 0) return false;
-        if (!_events.Reader.TryPeek(out _))
-        {
-            using var cts = new CancellationTokenSource(Math.Max(0, timeoutMs));
-            try
-            {
-                _events.Reader.WaitToReadAsync(cts.Token).AsTask().GetAwaiter().GetResult();
-            }
-            catch (OperationCanceledException) { }
-        }
+        PollWait.ForEvent(_events.Reader, timeoutMs);
         while (_events.Reader.TryRead(out var ev))
         {
             switch (ev)
