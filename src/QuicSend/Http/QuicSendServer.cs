@@ -117,6 +117,9 @@ public sealed class QuicSendServer : IAsyncDisposable, IDisposable
         catch (QuicException e)
         {
             _connections.TryRemove(id, out _);
+            // Requests of a closed connection can no longer be answered: forget them.
+            foreach (var key in _pending.Keys.Where(k => k.Item1 == id).ToList())
+                if (_pending.TryRemove(key, out var orphan)) orphan.Dispose();
             _events.Writer.TryWrite(new ClosedEvent(id, e));
         }
         catch (Exception e) when (e is OperationCanceledException or ObjectDisposedException) { }
