@@ -164,8 +164,9 @@ pub struct QsEndpoint {
     /// Datagrams the endpoint itself answers with (Retry, version negotiation, stateless reset, refusal).
     responses: VecDeque<(SocketAddr, Vec<u8>)>,
     scratch: Vec<u8>,
-    /// A transmit left in `scratch` because it did not fit the previous batch.
+    /// A transmit (its bytes in `stash_buf`) that did not fit the previous batch.
     stash: Option<(SocketAddr, usize, usize)>,
+    stash_buf: Vec<u8>,
     /// Receive buffer the caller reads datagrams straight into (see `qs_endpoint_recv_buffer`).
     rx: BytesMut,
     touched: Vec<ConnectionHandle>,
@@ -230,6 +231,7 @@ impl QsEndpoint {
             responses: VecDeque::new(),
             scratch: Vec::with_capacity(64 * 1024),
             stash: None,
+            stash_buf: Vec::with_capacity(64 * 1024),
             rx: BytesMut::new(),
             touched: Vec::new(),
             retry: cfg.retry,
@@ -432,6 +434,7 @@ impl QsEndpoint {
     /// `scratch` and describes it as (destination, segment size, length).
     fn next_transmit(&mut self, now: Instant, max_segments: usize, room: usize) -> Option<(SocketAddr, usize, usize)> {
         if let Some(stashed) = self.stash.take() {
+            std::mem::swap(&mut self.scratch, &mut self.stash_buf);
             return Some(stashed);
         }
         if let Some((to, data)) = self.responses.pop_front() {
@@ -485,6 +488,8 @@ impl QsEndpoint {
                 buf[len..len + n].copy_from_slice(&self.scratch[..n]);
                 len += n;
             } else {
+                // Keep it for the next batch, out of `scratch`, which receiving reuses meanwhile.
+                std::mem::swap(&mut self.scratch, &mut self.stash_buf);
                 self.stash = Some((to, seg, n));
                 break;
             }

@@ -117,9 +117,11 @@ internal sealed unsafe class EndpointDriver : IDisposable
         int max = _socket.MaxSegments;
         for (int i = 0; i < TransmitBatch; i++)
         {
-            if (NativeMethods.qs_endpoint_poll_transmit(Ep, _tx, TransmitCapacity, (nuint)max, &t) != QsConst.QS_OK)
+            int rc = NativeMethods.qs_endpoint_poll_transmit(Ep, _tx, TransmitCapacity, (nuint)max, &t);
+            if (rc != QsConst.QS_OK)
             {
                 _moreToSend = false;
+                if (rc != QsConst.QS_DONE) throw NativeErrors.ToException(rc, "Preparing datagrams to send"); // a bug in the shim: surface it
                 return;
             }
             _socket.Send(new ReadOnlySpan<byte>(_tx, (int)t.Len), t.To, (int)t.SegmentSize);
