@@ -35,7 +35,7 @@ public sealed class QuicSendRequest : QuicSendMessage
     public async ValueTask RespondAsync(int status, string? headerInfo = null, QuicSendBody? body = null,
         IEnumerable<KeyValuePair<string, string>>? extraHeaders = null, CancellationToken cancellationToken = default)
     {
-        if (Interlocked.Exchange(ref _responded, 1) != 0) throw new InvalidOperationException($"Request {RequestId} was already answered.");
+        MarkResponded();
         body ??= QuicSendBody.Empty;
         var fields = new List<KeyValuePair<string, string>> { new(":status", status.ToString(System.Globalization.CultureInfo.InvariantCulture)) };
         fields.Add(new(QuicSendHeaders.ContentType, body.ContentType));
@@ -51,7 +51,7 @@ public sealed class QuicSendRequest : QuicSendMessage
     public async ValueTask RespondStreamingAsync(int status, string? headerInfo, Func<Stream, ValueTask<IEnumerable<KeyValuePair<string, string>>>> write,
         CancellationToken cancellationToken = default)
     {
-        if (Interlocked.Exchange(ref _responded, 1) != 0) throw new InvalidOperationException($"Request {RequestId} was already answered.");
+        MarkResponded();
         var fields = new List<KeyValuePair<string, string>> { new(":status", status.ToString(System.Globalization.CultureInfo.InvariantCulture)), new(QuicSendHeaders.ContentType, QuicSendHeaders.OctetStream) };
         if (headerInfo is not null) fields.Add(new(QuicSendHeaders.HeaderInfo, headerInfo));
         _stream.SendResponseHeaders(HeaderCodec.Pack(fields), endStream: false);
@@ -60,6 +60,21 @@ public sealed class QuicSendRequest : QuicSendMessage
     }
 
     internal bool Responded => Volatile.Read(ref _responded) != 0;
+
+    /// <summary>Set by the server: called once the request is answered or disposed, so it stops tracking it.</summary>
+    internal Action<QuicSendRequest>? Settled { get; set; }
+
+    private void MarkResponded()
+    {
+        if (Interlocked.Exchange(ref _responded, 1) != 0) throw new InvalidOperationException($"Request {RequestId} was already answered.");
+        Settled?.Invoke(this);
+    }
+
+    public override void Dispose()
+    {
+        base.Dispose();
+        Settled?.Invoke(this);
+    }
 
     internal QuicStream Stream => _stream;
 }

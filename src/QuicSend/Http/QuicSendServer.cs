@@ -110,6 +110,8 @@ public sealed class QuicSendServer : IAsyncDisposable, IDisposable
                     _ = RejectTooLargeAsync(request);
                     continue;
                 }
+                // Pending until answered (either API) or disposed; a long-lived connection must not accumulate answered requests.
+                request.Settled = r => _pending.TryRemove(new KeyValuePair<(long, long), QuicSendRequest>((r.ConnectionId, r.RequestId), r));
                 _pending[(id, request.RequestId)] = request;
                 _events.Writer.TryWrite(new RequestEvent(request));
             }

@@ -1,0 +1,294 @@
+using System.Buffers;
+using System.Globalization;
+using System.Security.Cryptography;
+using System.Text;
+using System.Text.Json;
+
+namespace QuicSend.Http;
+
+/// <summary>
+/// Files over QuicSend: streamed from and to disk in 1 MiB pieces (never held whole),
+/// checked end to end with a SHA-256 computed while streaming and sent as the trailer
+/// <c>quicsend-sha256</c>, and completed atomically: the receiver writes a temporary
+/// <c>.&lt;name&gt;.&lt;random&gt;.partial</c> beside the target, flushes it to disk and renames it
+/// over the target only once it is complete and verified. A failed, cancelled or corrupted
+/// transfer leaves nothing at the target name.
+/// <para>
+/// Wire convention: <c>PUT</c> (or <c>POST</c>) <c>/files/&lt;name&gt;</c> uploads, <c>GET /files/&lt;name&gt;</c>
+/// downloads; the name is percent-encoded and must be a plain file name (see <see cref="ValidateName"/>).
+/// Successful answers carry <c>quicsend-header-info</c> JSON <c>{"name":..,"length":..,"sha256":..}</c>.
+/// </para>
+/// Client side: <see cref="UploadFileAsync"/> and <see cref="DownloadFileAsync"/> (extension methods of
+/// <see cref="QuicSendClient"/>). Server side: <see cref="ReceiveUploadAsync(QuicSendRequest, string, CancellationToken)"/>,
+/// <see cref="ServeDownloadAsync(QuicSendRequest, string, CancellationToken)"/>, <see cref="HandleRequestAsync"/>
+/// and <see cref="ServeDirectoryAsync"/>.
+/// </summary>
+public static partial class FileTransfer
+{
+    /// <summary>The path prefix of file requests.</summary>
+    public const string RoutePrefix = "/files/";
+
+    /// <summary>The size of the pieces files are read, hashed, sent and written in.</summary>
+    public const int BufferSize = 1 << 20;
+
+    private const int MaxNameBytes = 255;
+    private const string PartialSuffix = ".partial";
+
+    /// <summary>
+    /// Checks that <paramref name="name"/> is a plain file name a server may store under its folder:
+    /// not empty, not "." or "..", no '/' or '\' (so no folders and no path traversal), no ':' (drive
+    /// or stream names elsewhere), no control characters, not starting with '.' (hidden files and the
+    /// receivers' partial files), at most 255 bytes of UTF-8. Returns why not, or null when it is fine.
+    /// </summary>
+    public static string? ValidateName(string? name)
+    {
+        if (string.IsNullOrWhiteSpace(name)) return "The file name is empty.";
+        if (name is "." or "..") return $"'{name}' is not a file name: path traversal is refused.";
+        if (name.Contains('/') || name.Contains('\\'))
+            return $"The file name '{Printable(name)}' contains '/' or '\\': only plain file names are accepted (no folders, no path traversal).";
+        if (Path.IsPathRooted(name) || name.Contains(':'))
+            return $"The file name '{Printable(name)}' looks like an absolute path or contains ':': only plain file names are accepted.";
+        foreach (var ch in name)
+            if (char.IsControl(ch)) return $"The file name '{Printable(name)}' contains control characters.";
+        if (name[0] == '.') return $"The file name '{name}' starts with '.': such names are reserved (hidden and partial files).";
+        if (Encoding.UTF8.GetByteCount(name) > MaxNameBytes) return $"The file name is longer than {MaxNameBytes} bytes.";
+        return null;
+    }
+
+    private static void CheckName(string name, string parameter)
+    {
+        ArgumentNullException.ThrowIfNull(name, parameter);
+        if (ValidateName(name) is string why) throw new ArgumentException(why, parameter);
+    }
+
+    private static string Printable(string s)
+    {
+        var sb = new StringBuilder(s.Length);
+        foreach (var ch in s) sb.Append(char.IsControl(ch) ? '?' : ch);
+        return sb.ToString();
+    }
+
+    /// <summary>The request path for a file name: <c>/files/</c> and the name percent-encoded.</summary>
+    public static string PathFor(string name)
+    {
+        CheckName(name, nameof(name));
+        return RoutePrefix + Uri.EscapeDataString(name);
+    }
+
+    /// <summary>The (decoded, not yet validated) name in a request path <c>/files/&lt;name&gt;</c>, or null for another path.</summary>
+    public static string? NameFromPath(string path)
+    {
+        int q = path.IndexOfAny(['?', '#']);
+        if (q >= 0) path = path[..q];
+        if (!path.StartsWith(RoutePrefix, StringComparison.Ordinal)) return null;
+        return Uri.UnescapeDataString(path[RoutePrefix.Length..]);
+    }
+
+    /// <summary>A fresh temporary name beside <paramref name="finalPath"/>: <c>.&lt;name&gt;.&lt;random&gt;.partial</c>.</summary>
+    private static string TemporaryPathFor(string finalPath)
+    {
+        var dir = Path.GetDirectoryName(finalPath)!;
+        var name = Path.GetFileName(finalPath);
+        // Keep the temporary name within the file system's 255-byte limit.
+        var shortened = new StringBuilder();
+        int bytes = 0;
+        foreach (var rune in name.EnumerateRunes())
+        {
+            bytes += rune.Utf8SequenceLength;
+            if (bytes > 200) break;
+            shortened.Append(rune.ToString());
+        }
+        var random = Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(8));
+        return Path.Combine(dir, $".{shortened}.{random}{PartialSuffix}");
+    }
+
+    private static void DeleteQuietly(string path)
+    {
+        try { File.Delete(path); }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException) { }
+    }
+
+    /// <summary>
+    /// Reads <paramref name="source"/> to its end in 1 MiB pieces, hashing each and handing it to
+    /// <paramref name="sink"/>; the next piece is read while the previous one is being written.
+    /// Reports the bytes written after each piece. Returns the total.
+    /// </summary>
+    private static async Task<long> PumpAsync(Stream source, Func<ReadOnlyMemory<byte>, CancellationToken, ValueTask> sink,
+        IncrementalHash sha, IProgress<long>? progress, CancellationToken cancellationToken)
+    {
+        var current = ArrayPool<byte>.Shared.Rent(BufferSize);
+        var other = ArrayPool<byte>.Shared.Rent(BufferSize);
+        using var stopWriting = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        Task writing = Task.CompletedTask;
+        long total = 0, written = 0;
+        try
+        {
+            while (true)
+            {
+                int n = await FillAsync(source, current.AsMemory(0, BufferSize), cancellationToken).ConfigureAwait(false);
+                if (n == 0) break;
+                sha.AppendData(current, 0, n);
+                await writing.ConfigureAwait(false);
+                if (total != written)
+                {
+                    written = total;
+                    progress?.Report(written);
+                }
+                writing = sink(current.AsMemory(0, n), stopWriting.Token).AsTask();
+                total += n;
+                (current, other) = (other, current);
+            }
+            await writing.ConfigureAwait(false);
+            progress?.Report(total);
+            return total;
+        }
+        catch
+        {
+            // Never leave a write running on a buffer that goes back to the pool.
+            stopWriting.Cancel();
+            try { await writing.ConfigureAwait(false); } catch { }
+            throw;
+        }
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(current);
+            ArrayPool<byte>.Shared.Return(other);
+        }
+    }
+
+    /// <summary>Reads until <paramref name="buffer"/> is full or the stream ends (network reads come in small pieces).</summary>
+    private static async ValueTask<int> FillAsync(Stream source, Memory<byte> buffer, CancellationToken cancellationToken)
+    {
+        int filled = 0;
+        while (filled < buffer.Length)
+        {
+            int n = await source.ReadAsync(buffer[filled..], cancellationToken).ConfigureAwait(false);
+            if (n == 0) break;
+            filled += n;
+        }
+        return filled;
+    }
+
+    /// <summary>
+    /// Writes a body to a temporary file beside <paramref name="finalPath"/> while hashing it, checks
+    /// its length and its <c>quicsend-sha256</c> trailer, flushes it to disk and renames it over
+    /// <paramref name="finalPath"/>. On any failure or cancellation the temporary file is deleted and
+    /// nothing appears at <paramref name="finalPath"/>. Integrity failures throw <see cref="FileIntegrityException"/>.
+    /// </summary>
+    private static async Task<(long Length, string Sha256)> ReceiveToFileAsync(Stream body,
+        Func<CancellationToken, ValueTask<IReadOnlyList<KeyValuePair<string, string>>>> readTrailers,
+        string finalPath, long? expectedLength, IProgress<long>? progress, string subject, string notKept,
+        CancellationToken cancellationToken)
+    {
+        var temp = TemporaryPathFor(finalPath);
+        bool kept = false;
+        try
+        {
+            long length;
+            string ours;
+            var options = new FileStreamOptions
+            {
+                Mode = FileMode.CreateNew,
+                Access = FileAccess.Write,
+                Share = FileShare.None,
+                BufferSize = 0,
+                Options = FileOptions.Asynchronous,
+                // Reserve the space up front where the size is known: a full disk fails now, not at 99 %.
+                PreallocationSize = expectedLength is long l and > 0 ? l : 0,
+            };
+            var file = new FileStream(temp, options);
+            await using (file.ConfigureAwait(false))
+            {
+                using var sha = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
+                long offset = 0, flushedTo = 0;
+                async ValueTask WriteAsync(ReadOnlyMemory<byte> piece, CancellationToken ct)
+                {
+                    await file.WriteAsync(piece, ct).ConfigureAwait(false);
+                    offset += piece.Length;
+                    if (offset - flushedTo >= FileTransferDisk.Stride)
+                    {
+                        FileTransferDisk.StartWriteback(file.SafeFileHandle, flushedTo, offset - flushedTo);
+                        flushedTo = offset;
+                    }
+                }
+                length = await PumpAsync(body, WriteAsync, sha, progress, cancellationToken).ConfigureAwait(false);
+                ours = Convert.ToHexStringLower(sha.GetHashAndReset());
+
+                if (expectedLength is long expected && expected != length)
+                    throw new FileIntegrityException(422, $"{subject} is incomplete: {length} bytes arrived, {expected} were announced. {notKept}");
+                var trailers = await readTrailers(cancellationToken).ConfigureAwait(false);
+                string? theirs = null;
+                foreach (var (name, value) in trailers)
+                    if (string.Equals(name, QuicSendHeaders.Sha256, StringComparison.OrdinalIgnoreCase)) theirs = value.Trim();
+                if (theirs is null)
+                    throw new FileIntegrityException(400, $"{subject} ended without its '{QuicSendHeaders.Sha256}' trailer, so it cannot be verified. {notKept}");
+                if (theirs.Length != 64 || !theirs.All(Uri.IsHexDigit))
+                    throw new FileIntegrityException(400, $"{subject} has a malformed '{QuicSendHeaders.Sha256}' trailer ('{Printable(theirs)}'; 64 hex digits expected). {notKept}");
+                if (!string.Equals(theirs, ours, StringComparison.OrdinalIgnoreCase))
+                    throw new FileIntegrityException(422, $"{subject} failed its SHA-256 check: the sender's '{QuicSendHeaders.Sha256}' trailer says {theirs.ToLowerInvariant()}, " +
+                                                          $"the {length} bytes received hash to {ours}. {notKept}");
+                file.Flush(flushToDisk: true);
+            }
+            File.Move(temp, finalPath, overwrite: true);
+            kept = true;
+            return (length, ours);
+        }
+        finally
+        {
+            if (!kept) DeleteQuietly(temp);
+        }
+    }
+
+    /// <summary>quicsend-header-info of a successful answer: {"name":..,"length":..,"sha256":..}.</summary>
+    private static string InfoJson(string name, long length, string? sha256)
+    {
+        using var ms = new MemoryStream();
+        using (var w = new Utf8JsonWriter(ms))
+        {
+            w.WriteStartObject();
+            w.WriteString("name", name);
+            w.WriteNumber("length", length);
+            if (sha256 is not null) w.WriteString("sha256", sha256);
+            w.WriteEndObject();
+        }
+        return Encoding.UTF8.GetString(ms.GetBuffer(), 0, (int)ms.Length);
+    }
+
+    private static (long? Length, string? Sha256) ParseInfo(string? headerInfo)
+    {
+        if (string.IsNullOrEmpty(headerInfo)) return (null, null);
+        try
+        {
+            using var doc = JsonDocument.Parse(headerInfo);
+            var root = doc.RootElement;
+            if (root.ValueKind != JsonValueKind.Object) return (null, null);
+            long? length = root.TryGetProperty("length", out var l) && l.TryGetInt64(out var v) ? v : null;
+            string? sha = root.TryGetProperty("sha256", out var s) && s.ValueKind == JsonValueKind.String ? s.GetString() : null;
+            return (length, sha);
+        }
+        catch (JsonException)
+        {
+            return (null, null);
+        }
+    }
+
+    private static string Reason(int status) => status switch
+    {
+        200 => "OK",
+        201 => "Created",
+        400 => "Bad Request",
+        401 => "Unauthorized",
+        403 => "Forbidden",
+        404 => "Not Found",
+        405 => "Method Not Allowed",
+        409 => "Conflict",
+        413 => "Payload Too Large",
+        422 => "Unprocessable Content",
+        500 => "Internal Server Error",
+        507 => "Insufficient Storage",
+        _ => "",
+    };
+
+    private static string WithStatus(int status, string message) =>
+        $"{status.ToString(CultureInfo.InvariantCulture)} {Reason(status)}: {message}";
+}

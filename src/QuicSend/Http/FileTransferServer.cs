@@ -1,0 +1,297 @@
+using System.Collections.Concurrent;
+using System.Diagnostics;
+using System.Security.Cryptography;
+using QuicSend.Transport;
+
+namespace QuicSend.Http;
+
+public static partial class FileTransfer
+{
+    /// <summary>
+    /// Serves <paramref name="directory"/> to the server's clients until <paramref name="cancellationToken"/>
+    /// is cancelled or the server is disposed (then it completes normally, after the transfers in
+    /// progress have stopped): PUT or POST <c>/files/&lt;name&gt;</c> uploads, GET downloads, anything
+    /// else is answered 404 or 405. Requests are served concurrently; each ends in a
+    /// <see cref="FileTransferResult"/> passed to <paramref name="onCompleted"/> (for logging; exceptions
+    /// it throws are ignored).
+    /// </summary>
+    public static async Task ServeDirectoryAsync(QuicSendServer server, string directory, CancellationToken cancellationToken = default,
+        Action<FileTransferResult>? onCompleted = null)
+    {
+        ArgumentNullException.ThrowIfNull(server);
+        var dir = CheckDirectory(directory);
+        var running = new ConcurrentDictionary<long, Task>();
+        long next = 0;
+        try
+        {
+            await foreach (var request in server.AcceptRequestsAsync(cancellationToken).ConfigureAwait(false))
+            {
+                var id = ++next;
+                var task = Task.Run(async () =>
+                {
+                    FileTransferResult result;
+                    try
+                    {
+                        using (request)
+                            result = await HandleRequestAsync(request, dir, cancellationToken).ConfigureAwait(false);
+                    }
+                    catch (Exception e)
+                    {
+                        // Not a client's doing (those become answers): report it rather than lose it.
+                        var upload = request.Method is not "GET" and not "HEAD";
+                        result = Failed(upload ? FileTransferDirection.Upload : FileTransferDirection.Download, NameFromPath(request.Path) ?? request.Path, 0,
+                            $"Serving {request.Method} {request.Path} failed: {e.GetType().Name}: {e.Message}", Stopwatch.StartNew());
+                    }
+                    try { onCompleted?.Invoke(result); } catch { }
+                }, CancellationToken.None);
+                running[id] = task;
+                _ = task.ContinueWith(_ => running.TryRemove(id, out Task? _), TaskScheduler.Default);
+                if (task.IsCompleted) running.TryRemove(id, out Task? _);
+            }
+        }
+        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested) { }
+        try { await Task.WhenAll(running.Values).ConfigureAwait(false); } catch { }
+    }
+
+    /// <summary>
+    /// Answers one request the way <see cref="ServeDirectoryAsync"/> does: uploads and downloads under
+    /// <c>/files/</c>, 404 for other paths, 405 for other methods. Never throws for what a client did;
+    /// the caller disposes the request afterwards.
+    /// </summary>
+    public static async Task<FileTransferResult> HandleRequestAsync(QuicSendRequest request, string directory, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(request);
+        var sw = Stopwatch.StartNew();
+        var upload = request.Method is not "GET" and not "HEAD";
+        var direction = upload ? FileTransferDirection.Upload : FileTransferDirection.Download;
+        var name = NameFromPath(request.Path);
+        try
+        {
+            if (name is null)
+                return await AnswerAsync(request, direction, request.Path, 404,
+                    $"Nothing at '{request.Path}': this server serves files at {RoutePrefix}<name> (PUT or POST to upload, GET to download).", sw, cancellationToken).ConfigureAwait(false);
+            return request.Method switch
+            {
+                "PUT" or "POST" => await ReceiveUploadAsync(request, directory, name, cancellationToken).ConfigureAwait(false),
+                "GET" => await ServeDownloadAsync(request, directory, name, cancellationToken).ConfigureAwait(false),
+                _ => await AnswerAsync(request, direction, name, 405,
+                    $"The method {request.Method} is not supported here: PUT or POST {RoutePrefix}<name> uploads, GET downloads.", sw, cancellationToken).ConfigureAwait(false),
+            };
+        }
+        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+        {
+            return Failed(direction, name ?? request.Path, 0, "The server stopped before the transfer finished.", sw);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or InvalidOperationException)
+        {
+            var message = $"The transfer failed: {e.Message}";
+            return request.Responded
+                ? Failed(direction, name ?? request.Path, 0, message, sw)
+                : await AnswerAsync(request, direction, name ?? request.Path, 500, message, sw, cancellationToken).ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>
+    /// Receives an upload for <c>/files/&lt;name&gt;</c> into <paramref name="directory"/> and answers it:
+    /// 201 once the file is complete, verified against its SHA-256 trailer, flushed and renamed into
+    /// place; 400 for a bad name or a missing trailer; 422 when the hash (or length) does not match;
+    /// 413, 409, 500 or 507 when it cannot be stored. Nothing appears under the name unless it succeeded.
+    /// The caller disposes the request afterwards.
+    /// </summary>
+    public static Task<FileTransferResult> ReceiveUploadAsync(QuicSendRequest request, string directory, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(request);
+        var name = NameFromPath(request.Path);
+        return name is null
+            ? AnswerAsync(request, FileTransferDirection.Upload, request.Path, 404,
+                $"Nothing at '{request.Path}': uploads go to {RoutePrefix}<name>.", Stopwatch.StartNew(), cancellationToken)
+            : ReceiveUploadAsync(request, directory, name, cancellationToken);
+    }
+
+    /// <summary>As <see cref="ReceiveUploadAsync(QuicSendRequest, string, CancellationToken)"/>, storing under <paramref name="name"/> whatever the path.</summary>
+    public static async Task<FileTransferResult> ReceiveUploadAsync(QuicSendRequest request, string directory, string name, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(request);
+        var sw = Stopwatch.StartNew();
+        const FileTransferDirection up = FileTransferDirection.Upload;
+        if (ValidateName(name) is string why) return await AnswerAsync(request, up, name ?? "", 400, why, sw, cancellationToken).ConfigureAwait(false);
+        if (ServedDirectory(directory) is not string dir)
+            return await AnswerAsync(request, up, name, 500, "The server's file folder is missing.", sw, cancellationToken).ConfigureAwait(false);
+        var target = Path.Combine(dir, name);
+        if (Directory.Exists(target))
+            return await AnswerAsync(request, up, name, 409, $"'{name}' is a folder on the server; it cannot be replaced by a file.", sw, cancellationToken).ConfigureAwait(false);
+        long length;
+        string sha;
+        try
+        {
+            (length, sha) = await ReceiveToFileAsync(request.Body, request.ReadTrailersAsync, target, request.ContentLength, null,
+                $"The upload of '{name}'", "Nothing was kept.", cancellationToken).ConfigureAwait(false);
+        }
+        catch (FileIntegrityException e)
+        {
+            return await AnswerAsync(request, up, name, e.Status, e.Message, sw, cancellationToken).ConfigureAwait(false);
+        }
+        catch (QuicException e)
+        {
+            // The client reset the request or the connection ended: no answer can be given.
+            return Failed(up, name, 0, $"The upload of '{name}' was abandoned ({e.Message}); nothing was kept.", sw);
+        }
+        catch (InvalidDataException e)
+        {
+            // The body grew past the server's MaxRequestBodySize; the request stream has been cut off.
+            return await AnswerAsync(request, up, name, 413, $"The upload of '{name}' was refused: {e.Message} Nothing was kept.", sw, cancellationToken).ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            int status = IsDiskFull(e) ? 507 : 500;
+            return await AnswerAsync(request, up, name, status, $"The server could not store '{name}': {e.Message} Nothing was kept.", sw, cancellationToken).ConfigureAwait(false);
+        }
+
+        // Stored and verified; the client learns it from the 201 (if it is still there to hear it).
+        var message = $"Stored '{name}': {length} bytes, SHA-256 {sha}.";
+        int status201 = 201;
+        try
+        {
+            await request.RespondAsync(201, InfoJson(name, length, sha), QuicSendBody.FromText(WithStatus(201, message)), cancellationToken: cancellationToken).ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is QuicException or ObjectDisposedException or OperationCanceledException)
+        {
+            status201 = 0;
+            message += $" The client was gone before the answer ({e.Message}).";
+        }
+        return new FileTransferResult
+        {
+            Direction = up, Name = name, Path = target, Status = status201, Succeeded = true, Message = message,
+            Length = length, Sha256 = sha, Elapsed = sw.Elapsed,
+        };
+    }
+
+    /// <summary>
+    /// Answers a download of <c>/files/&lt;name&gt;</c> from <paramref name="directory"/>: 200 and the file
+    /// streamed from disk, ended by its SHA-256 as the <c>quicsend-sha256</c> trailer; 404 when there is
+    /// no such file, 400 for a bad name. If reading fails midway the response is reset, so the client
+    /// never takes a partial body for a whole one. The caller disposes the request afterwards.
+    /// </summary>
+    public static Task<FileTransferResult> ServeDownloadAsync(QuicSendRequest request, string directory, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(request);
+        var name = NameFromPath(request.Path);
+        return name is null
+            ? AnswerAsync(request, FileTransferDirection.Download, request.Path, 404,
+                $"Nothing at '{request.Path}': downloads are at {RoutePrefix}<name>.", Stopwatch.StartNew(), cancellationToken)
+            : ServeDownloadAsync(request, directory, name, cancellationToken);
+    }
+
+    /// <summary>As <see cref="ServeDownloadAsync(QuicSendRequest, string, CancellationToken)"/>, serving <paramref name="name"/> whatever the path.</summary>
+    public static async Task<FileTransferResult> ServeDownloadAsync(QuicSendRequest request, string directory, string name, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(request);
+        var sw = Stopwatch.StartNew();
+        const FileTransferDirection down = FileTransferDirection.Download;
+        if (ValidateName(name) is string why) return await AnswerAsync(request, down, name ?? "", 400, why, sw, cancellationToken).ConfigureAwait(false);
+        if (ServedDirectory(directory) is not string dir)
+            return await AnswerAsync(request, down, name, 500, "The server's file folder is missing.", sw, cancellationToken).ConfigureAwait(false);
+        var path = Path.Combine(dir, name);
+        FileStream input;
+        try
+        {
+            if (Directory.Exists(path)) throw new FileNotFoundException();
+            input = new FileStream(path, new FileStreamOptions
+            {
+                Mode = FileMode.Open,
+                Access = FileAccess.Read,
+                Share = FileShare.Read | FileShare.Delete,
+                BufferSize = 0,
+                Options = FileOptions.Asynchronous | FileOptions.SequentialScan,
+            });
+        }
+        catch (Exception e) when (e is FileNotFoundException or DirectoryNotFoundException)
+        {
+            return await AnswerAsync(request, down, name, 404, $"There is no file named '{name}' on this server.", sw, cancellationToken).ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is UnauthorizedAccessException or IOException)
+        {
+            return await AnswerAsync(request, down, name, 403, $"The server cannot read '{name}': {e.Message}", sw, cancellationToken).ConfigureAwait(false);
+        }
+
+        await using (input.ConfigureAwait(false))
+        {
+            long length = input.Length;
+            var sent = new Counter();
+            string? sha = null;
+            try
+            {
+                await request.RespondStreamingAsync(200, InfoJson(name, length, null), async body =>
+                {
+                    using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
+                    long n = await PumpAsync(input, (m, ct) => body.WriteAsync(m, ct), hash, sent, cancellationToken).ConfigureAwait(false);
+                    if (n != length) throw new IOException($"'{name}' changed while it was being sent: it had {length} bytes, {n} were read.");
+                    sha = Convert.ToHexStringLower(hash.GetHashAndReset());
+                    return [new(QuicSendHeaders.Sha256, sha)];
+                }, cancellationToken).ConfigureAwait(false);
+                return new FileTransferResult
+                {
+                    Direction = down, Name = name, Path = path, Status = 200, Succeeded = true, Message = $"Sent '{name}': {length} bytes, SHA-256 {sha}.",
+                    Length = length, Sha256 = sha, Elapsed = sw.Elapsed,
+                };
+            }
+            catch (QuicException e)
+            {
+                return Failed(down, name, 200, $"The client stopped the download of '{name}' after {sent.Value} of {length} bytes ({e.Message}).", sw, sent.Value);
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException or OperationCanceledException)
+            {
+                // Headers went out already: reset the response so it cannot pass for a complete file.
+                try { request.Stream.Abort((long)Http3Errors.InternalError); } catch (Exception) { }
+                if (e is OperationCanceledException) throw;
+                return Failed(down, name, 200, $"Reading '{name}' failed after {sent.Value} of {length} bytes: {e.Message} The response was reset.", sw, sent.Value);
+            }
+        }
+    }
+
+    private sealed class Counter : IProgress<long>
+    {
+        private long _value;
+        public long Value => Interlocked.Read(ref _value);
+        public void Report(long value) => Interlocked.Exchange(ref _value, value);
+    }
+
+    private static string CheckDirectory(string directory)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(directory);
+        var dir = Path.GetFullPath(directory);
+        if (!Directory.Exists(dir)) throw new DirectoryNotFoundException($"The folder to serve files from does not exist: '{dir}'.");
+        return dir;
+    }
+
+    private static string? ServedDirectory(string directory)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(directory);
+        var dir = Path.GetFullPath(directory);
+        return Directory.Exists(dir) ? dir : null;
+    }
+
+    private static bool IsDiskFull(Exception e) =>
+        e.HResult is 28 /* ENOSPC */ or 27 /* EFBIG */ or unchecked((int)0x80070070) /* ERROR_DISK_FULL */ or unchecked((int)0x80070027) /* ERROR_HANDLE_DISK_FULL */;
+
+    private static FileTransferResult Failed(FileTransferDirection direction, string name, int status, string message, Stopwatch sw, long length = 0) => new()
+    {
+        Direction = direction, Name = name, Status = status, Succeeded = false, Message = message, Length = length, Elapsed = sw.Elapsed,
+    };
+
+    /// <summary>Refuses a request with a status and a text message; reports 0 if the client is gone.</summary>
+    private static async Task<FileTransferResult> AnswerAsync(QuicSendRequest request, FileTransferDirection direction, string name, int status,
+        string message, Stopwatch sw, CancellationToken cancellationToken)
+    {
+        int answered = status;
+        try
+        {
+            await request.RespondAsync(status, null, QuicSendBody.FromText(WithStatus(status, message)), cancellationToken: cancellationToken).ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is QuicException or ObjectDisposedException or InvalidOperationException)
+        {
+            answered = 0;
+        }
+        return Failed(direction, name, answered, message, sw);
+    }
+}
