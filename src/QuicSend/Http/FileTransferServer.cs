@@ -228,7 +228,7 @@ public static partial class FileTransfer
                     if (n != length) throw new IOException($"'{name}' changed while it was being sent: it had {length} bytes, {n} were read.");
                     sha = Convert.ToHexStringLower(hash.GetHashAndReset());
                     return [new(QuicSendHeaders.Sha256, sha)];
-                }, cancellationToken).ConfigureAwait(false);
+                }, cancellationToken, contentLength: length).ConfigureAwait(false);
                 return new FileTransferResult
                 {
                     Direction = down, Name = name, Path = path, Status = 200, Succeeded = true, Message = $"Sent '{name}': {length} bytes, SHA-256 {sha}.",

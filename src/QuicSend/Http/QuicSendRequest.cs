@@ -49,10 +49,11 @@ public sealed class QuicSendRequest : QuicSendMessage
 
     /// <summary>Streams a response body from <paramref name="write"/> and ends it with the given trailers.</summary>
     public async ValueTask RespondStreamingAsync(int status, string? headerInfo, Func<Stream, ValueTask<IEnumerable<KeyValuePair<string, string>>>> write,
-        CancellationToken cancellationToken = default)
+        CancellationToken cancellationToken = default, long? contentLength = null)
     {
         MarkResponded();
         var fields = new List<KeyValuePair<string, string>> { new(":status", status.ToString(System.Globalization.CultureInfo.InvariantCulture)), new(QuicSendHeaders.ContentType, QuicSendHeaders.OctetStream) };
+        if (contentLength is long len) fields.Add(new(QuicSendHeaders.ContentLength, len.ToString(System.Globalization.CultureInfo.InvariantCulture)));
         if (headerInfo is not null) fields.Add(new(QuicSendHeaders.HeaderInfo, headerInfo));
         _stream.SendResponseHeaders(HeaderCodec.Pack(fields), endStream: false);
         var trailers = await write(_stream).ConfigureAwait(false);
