@@ -659,9 +659,17 @@ impl H3Conn {
                 End::More => continue,
                 End::Blocked => return Ok(()),
                 End::Fin | End::Closed => {
-                    self.req.remove(&sid);
+                    let fin = matches!(end, End::Fin);
+                    let cut = self.req.remove(&sid).is_some_and(|r| r.hdr.in_progress() || r.frame.is_some_and(|(_, rem)| rem > 0));
+                    if fin && cut {
+                        // §7.1: a frame cut short by the clean end of its stream.
+                        return Err(H3Error::new(H3_FRAME_ERROR, "a frame cut short by the end of its stream"));
+                    }
                     if !self.server {
                         events.push_back(QsEvent { kind: QS_EVENT_H3_RESET, conn, stream: sid, code: H3_REQUEST_INCOMPLETE, ..Default::default() });
+                    } else if fin {
+                        // §4.1.2: the request ended before its header section; refuse it rather than leave the client waiting.
+                        let _ = c.send_stream(StreamId(sid)).reset(varint(H3_REQUEST_INCOMPLETE));
                     }
                     return Ok(());
                 }
