@@ -23,30 +23,27 @@ int Run(string tool, string arguments, DirectoryPath workingDirectory = null, bo
 
 bool Has(string tool) => Run("bash", $"-c \"command -v {tool} >/dev/null\"", quiet: true) == 0;
 
+/// Installs a Debian package when the command it provides is missing.
+void EnsureDebianPackage(string command, string package, string why)
+{
+    if (Has(command)) return;
+    Information($"{command} missing: installing Debian's {package} ({why})");
+    if (!Has("apt-get"))
+        throw new Exception($"{command} is missing and apt-get is not available: install {package} with your package manager and run the build again.");
+    var sudo = Run("bash", "-c \"[ $(id -u) -eq 0 ]\"", quiet: true) == 0 ? "" : "sudo ";
+    if (Run("bash", $"-c \"{sudo}apt-get update -qq && DEBIAN_FRONTEND=noninteractive {sudo}apt-get install -y -qq {package} >/dev/null\"") != 0)
+        throw new Exception($"Installing {package} with apt-get failed; install it by hand (apt-get install {package}) and run the build again.");
+}
+
 Task("Prerequisites")
-    .Description("Checks for cargo and dpkg/apt; installs cbindgen and openssl from Debian if missing.")
+    .Description("Checks for cargo; installs cbindgen, openssl and ngtcp2's HTTP/3 client from Debian if missing.")
     .Does(() =>
 {
     if (!Has("cargo"))
         throw new Exception("cargo is not installed. Install a stable Rust toolchain (rustup or Debian's cargo) and run the build again.");
-    if (!Has("cbindgen"))
-    {
-        Information("cbindgen missing: installing Debian's package (generates native/include/quicsend.h)");
-        if (!Has("apt-get"))
-            throw new Exception("cbindgen is missing and apt-get is not available: install cbindgen (cargo install cbindgen) and run the build again.");
-        var sudo = EnvironmentVariable("USER") == "root" || Run("bash", "-c \"[ $(id -u) -eq 0 ]\"", quiet: true) == 0 ? "" : "sudo ";
-        if (Run("bash", $"-c \"{sudo}apt-get update -qq && DEBIAN_FRONTEND=noninteractive {sudo}apt-get install -y -qq cbindgen >/dev/null\"") != 0)
-            throw new Exception("Installing cbindgen with apt-get failed; install it by hand (apt-get install cbindgen) and run the build again.");
-    }
-    if (!Has("openssl"))
-    {
-        Information("openssl missing: installing Debian's package (the security tests check CertificateTool's files with it)");
-        if (!Has("apt-get"))
-            throw new Exception("openssl is missing and apt-get is not available: install openssl with your package manager and run the build again.");
-        var sudo = EnvironmentVariable("USER") == "root" || Run("bash", "-c \"[ $(id -u) -eq 0 ]\"", quiet: true) == 0 ? "" : "sudo ";
-        if (Run("bash", $"-c \"{sudo}apt-get update -qq && DEBIAN_FRONTEND=noninteractive {sudo}apt-get install -y -qq openssl >/dev/null\"") != 0)
-            throw new Exception("Installing openssl with apt-get failed; install it by hand (apt-get install openssl) and run the build again.");
-    }
+    EnsureDebianPackage("cbindgen", "cbindgen", "generates native/include/quicsend.h");
+    EnsureDebianPackage("openssl", "openssl", "the security tests check CertificateTool's files with it");
+    EnsureDebianPackage("gtlsclient", "ngtcp2-client", "another HTTP/3 implementation the interop test talks to");
 });
 
 Task("Crates")
