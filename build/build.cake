@@ -36,14 +36,15 @@ void EnsureDebianPackage(string command, string package, string why)
 }
 
 Task("Prerequisites")
-    .Description("Checks for cargo; installs cbindgen, openssl and ngtcp2's HTTP/3 client from Debian if missing.")
+    .Description("Checks for cargo; installs cbindgen, openssl and ngtcp2's HTTP/3 client and server from Debian if missing.")
     .Does(() =>
 {
     if (!Has("cargo"))
         throw new Exception("cargo is not installed. Install a stable Rust toolchain (rustup or Debian's cargo) and run the build again.");
     EnsureDebianPackage("cbindgen", "cbindgen", "generates native/include/quicsend.h");
     EnsureDebianPackage("openssl", "openssl", "the security tests check CertificateTool's files with it");
-    EnsureDebianPackage("gtlsclient", "ngtcp2-client", "another HTTP/3 implementation the interop test talks to");
+    EnsureDebianPackage("gtlsclient", "ngtcp2-client", "another HTTP/3 implementation the interop tests talk to");
+    EnsureDebianPackage("gtlsserver", "ngtcp2-server", "another HTTP/3 implementation the interop tests talk to");
 });
 
 Task("Crates")

@@ -88,4 +88,62 @@ public class InteropTests
             dir.Delete(recursive: true);
         }
     }
+
+    private const string Server = "/usr/sbin/gtlsserver";
+
+    /// <summary>Our client against ngtcp2's HTTP/3 example server (Debian ngtcp2-server), with and without loss.</summary>
+    [TestCase(0.0)]
+    [TestCase(0.03)]
+    public async Task OurClientDownloadsFromNgTcp2sHttp3Server(double serverTxLoss)
+    {
+        Assert.That(File.Exists(Server), Is.True, $"{Server} is missing: run ./build.sh, which installs Debian's ngtcp2-server for this test.");
+        var dir = Directory.CreateTempSubdirectory("quicsend-interop-srv-");
+        Process? server = null;
+        try
+        {
+            var blob = Echo.RandomBytes(16 << 20, 79);
+            Directory.CreateDirectory(Path.Combine(dir.FullName, "htdocs"));
+            await File.WriteAllBytesAsync(Path.Combine(dir.FullName, "htdocs", "blob.bin"), blob);
+            TestPki.Server.Save(Path.Combine(dir.FullName, "server.pem"), Path.Combine(dir.FullName, "server.key"));
+            int port;
+            using (var probe = new System.Net.Sockets.UdpClient(new System.Net.IPEndPoint(System.Net.IPAddress.Loopback, 0)))
+                port = ((System.Net.IPEndPoint)probe.Client.LocalEndPoint!).Port;
+            var loss = serverTxLoss.ToString(System.Globalization.CultureInfo.InvariantCulture);
+            server = Process.Start(new ProcessStartInfo(Server,
+                $"-q -t {loss} -d {dir.FullName}/htdocs 127.0.0.1 {port} {dir.FullName}/server.key {dir.FullName}/server.pem")
+                { RedirectStandardOutput = true, RedirectStandardError = true })!;
+            _ = server.StandardOutput.ReadToEndAsync();
+            _ = server.StandardError.ReadToEndAsync();
+
+            var o = TestPki.ClientOptions();
+            o.AlpnProtocols.Clear();
+            o.ConnectTimeout = TimeSpan.FromSeconds(3);
+            QuicSendClient? client = null;
+            for (int attempt = 0; client is null; attempt++)
+            {
+                try
+                {
+                    client = await QuicSendClient.ConnectAsync(new System.Net.IPEndPoint(System.Net.IPAddress.Loopback, port),
+                        new QuicSendClientOptions { Transport = o, ServerName = "localhost" });
+                }
+                catch (QuicException) when (attempt < 5 && !server.HasExited) { }
+            }
+            await using (client)
+            {
+                var sw = Stopwatch.StartNew();
+                using var resp = await client.SendAsync("GET", "/blob.bin", null, null, null);
+                Assert.That(resp.Status, Is.EqualTo(200));
+                var got = await resp.ReadBodyAsync();
+                Assert.That(SHA256.HashData(got), Is.EqualTo(SHA256.HashData(blob)), "16 MiB from ngtcp2's server, SHA-256");
+                var stats = (await client.Connection).GetStats();
+                TestContext.Out.WriteLine($"loss {loss}: 16 MiB in {sw.Elapsed.TotalSeconds:0.00} s, {stats.LostPackets} packets lost (ours), rtt {stats.RoundTripTime.TotalMilliseconds:0.0} ms");
+            }
+        }
+        finally
+        {
+            if (server is { HasExited: false }) server.Kill();
+            server?.Dispose();
+            dir.Delete(recursive: true);
+        }
+    }
 }
