@@ -254,7 +254,7 @@ await Run("QuicSend over 40 ms RTT, 1% loss (CUBIC)", () => QuicLossy(Congestion
 Console.WriteLine();
 Console.WriteLine($"| {"transport",-42} | {"MiB/s",7} | note |");
 Console.WriteLine($"|{new string('-', 44)}|{new string('-', 9)}|------|");
-foreach (var r in rows) Console.WriteLine($"| {r.Name,-42} | {r.MiBs,7:0} | {r.Note} |");
+foreach (var r in rows) Console.WriteLine($"| {r.Name,-42} | {r.MiBs,7:0.#} | {r.Note} |");
 // Recorded on the reference machine (2 cores, loopback, 512 MiB, one connection); see README.
 Console.WriteLine($"| {"pure-Rust quinn (recorded)",-42} | {830,7} | reference figure, not run here |");
 Console.WriteLine($"| {"HttpClient/Kestrel HTTP/2 (rec.)",-42} | {410,7} | reference figure |");
