@@ -19,7 +19,6 @@ public sealed class QuicStream : Stream
     private readonly bool _canWrite;
     private readonly bool _h3;          // an HTTP/3 request stream: bodies are framed by the engine
     private readonly AsyncSignal _headersReady = new();
-    private bool _headersArrived;
     private long? _h3ResetCode;
     private readonly TaskCompletionSource _acknowledged = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private bool _readDone;      // end of stream read, reset received, or reading stopped by us
@@ -334,11 +333,7 @@ public sealed class QuicStream : Stream
     // Driver callbacks, under the endpoint lock.
     internal void OnReadable() => _readable.Set();
 
-    internal void OnHeaders()
-    {
-        _headersArrived = true;
-        _headersReady.Set();
-    }
+    internal void OnHeaders() => _headersReady.Set();
 
     internal void OnH3Reset(long code)
     {
@@ -350,7 +345,6 @@ public sealed class QuicStream : Stream
         _readable.Fail(e);
     }
 
-    internal bool HeadersArrived => _headersArrived;
 
     internal void OnWritable() => _writable.Set();
 
