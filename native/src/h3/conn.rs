@@ -458,15 +458,18 @@ impl H3Conn {
                 };
                 return Err(H3Error::new(code, what));
             }
-            match read_prefix_int(&u.buf, prefix) {
-                Some((v, used)) => {
+            match qpack::parse_int(&u.buf, prefix) {
+                qpack::IntParse::Complete(v, used) => {
                     if encoder && v != 0 {
                         return Err(H3Error::new(QPACK_ENCODER_STREAM_ERROR, "dynamic table capacity above the 0 we allow"));
                     }
                     u.buf.drain(..used);
                 }
-                None if u.buf.len() > 16 => return Err(H3Error::new(QPACK_ENCODER_STREAM_ERROR, "an instruction's integer is too long")),
-                None => break,
+                qpack::IntParse::Invalid(why) => {
+                    let code = if encoder { QPACK_ENCODER_STREAM_ERROR } else { QPACK_DECODER_STREAM_ERROR };
+                    return Err(H3Error::new(code, format!("an instruction's integer {why}")));
+                }
+                qpack::IntParse::Incomplete => break,
             }
         }
         match end {
@@ -968,9 +971,5 @@ impl H3Conn {
                 let _ = c.recv_stream(StreamId(sid)).stop(varint(H3_NO_ERROR));
             }
         }
-    }
-
-    pub fn goaway_received(&self) -> Option<u64> {
-        self.goaway_received
     }
 }

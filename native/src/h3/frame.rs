@@ -161,24 +161,6 @@ impl HeaderReader {
     }
 }
 
-/// Parses a QPACK prefixed integer (RFC 9204 §4.1.1) with an `n`-bit prefix from `buf`.
-pub fn read_prefix_int(buf: &[u8], n: u8) -> Option<(u64, usize)> {
-    let mask = ((1u16 << n) - 1) as u8;
-    let first = *buf.first()? & mask;
-    if first < mask {
-        return Some((u64::from(first), 1));
-    }
-    let mut v = u64::from(mask);
-    for (i, b) in buf[1..].iter().enumerate().take(10) {
-        let shift = 7 * i as u32;
-        v = v.checked_add(u64::from(b & 0x7f).checked_shl(shift)?)?;
-        if b & 0x80 == 0 {
-            return Some((v, i + 2));
-        }
-    }
-    None
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

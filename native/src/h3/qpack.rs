@@ -198,38 +198,60 @@ fn encode_int(out: &mut Vec<u8>, flags: u8, prefix_bits: u32, value: u64) {
     out.push(rest as u8);
 }
 
-/// Reads a `prefix_bits`-bit prefix integer (RFC 7541 §5.1) from the front of `input`,
+/// The outcome of parsing a prefix integer from bytes that may still be arriving.
+pub(crate) enum IntParse {
+    /// The value and how many bytes it took.
+    Complete(u64, usize),
+    /// The bytes end inside the integer.
+    Incomplete,
+    /// Too many continuation bytes, or a value past u64; says which.
+    Invalid(String),
+}
+
+/// Parses a `prefix_bits`-bit prefix integer (RFC 7541 §5.1) at the front of `input`,
 /// ignoring the first byte's bits above the prefix. Rejects values past u64 and more
-/// continuation bytes than a u64 needs. `prefix_bits` is 1..=8.
-fn decode_int(input: &mut &[u8], prefix_bits: u32, what: &str) -> Result<u64, QpackError> {
-    let (&first, mut rest) = input.split_first().ok_or_else(|| truncated(what))?;
+/// continuation bytes than a u64 needs. `prefix_bits` is 1..=8. Also used for the
+/// instructions on the peer's QPACK streams, whose bytes arrive in pieces.
+pub(crate) fn parse_int(input: &[u8], prefix_bits: u32) -> IntParse {
+    let Some((&first, rest)) = input.split_first() else { return IntParse::Incomplete };
     let prefix_max = (1u64 << prefix_bits) - 1;
     let mut value = u64::from(first) & prefix_max;
-    if value == prefix_max {
-        let mut shift = 0u32;
-        loop {
-            if shift >= 7 * MAX_INT_CONTINUATIONS as u32 {
-                return Err(malformed(format!(
-                    "{what} has more than {MAX_INT_CONTINUATIONS} continuation bytes"
-                )));
-            }
-            let (&byte, after) = rest.split_first().ok_or_else(|| truncated(what))?;
-            rest = after;
-            // The 7 new bits must fit at `shift`, and the sum must not wrap.
-            let bits = u64::from(byte & 0x7f);
-            let shifted =
-                if shift < 64 && bits <= u64::MAX >> shift { Some(bits << shift) } else { None };
-            value = shifted
-                .and_then(|bits| value.checked_add(bits))
-                .ok_or_else(|| malformed(format!("{what} overflows 64 bits")))?;
-            if byte & 0x80 == 0 {
-                break;
-            }
-            shift += 7;
-        }
+    if value < prefix_max {
+        return IntParse::Complete(value, 1);
     }
-    *input = rest;
-    Ok(value)
+    let mut shift = 0u32;
+    for (i, &byte) in rest.iter().enumerate() {
+        if i >= MAX_INT_CONTINUATIONS {
+            return IntParse::Invalid(format!("has more than {MAX_INT_CONTINUATIONS} continuation bytes"));
+        }
+        // The 7 new bits must fit at `shift`, and the sum must not wrap.
+        let bits = u64::from(byte & 0x7f);
+        let shifted = if shift < 64 && bits <= u64::MAX >> shift { Some(bits << shift) } else { None };
+        match shifted.and_then(|bits| value.checked_add(bits)) {
+            Some(v) => value = v,
+            None => return IntParse::Invalid("overflows 64 bits".into()),
+        }
+        if byte & 0x80 == 0 {
+            return IntParse::Complete(value, i + 2);
+        }
+        shift += 7;
+    }
+    if rest.len() >= MAX_INT_CONTINUATIONS {
+        return IntParse::Invalid(format!("has more than {MAX_INT_CONTINUATIONS} continuation bytes"));
+    }
+    IntParse::Incomplete
+}
+
+/// Reads a prefix integer from the front of a complete field section, advancing `input`.
+fn decode_int(input: &mut &[u8], prefix_bits: u32, what: &str) -> Result<u64, QpackError> {
+    match parse_int(input, prefix_bits) {
+        IntParse::Complete(value, used) => {
+            *input = &input[used..];
+            Ok(value)
+        }
+        IntParse::Incomplete => Err(truncated(what)),
+        IntParse::Invalid(why) => Err(malformed(format!("{what} {why}"))),
+    }
 }
 
 /// Appends `s` as a `prefix_bits`-bit prefix string literal (RFC 9204 §4.1.2): the H bit is
