@@ -25,7 +25,6 @@ internal sealed unsafe class EndpointDriver : IDisposable
     private readonly QsEndpointHandle _handle;
     private readonly DatagramSocket _socket;
     private readonly Thread _thread;
-    private readonly byte* _rx;
     private readonly byte* _tx;
     private readonly Dictionary<ulong, QuicConnection> _connections = new();
     private readonly Action<QuicConnection>? _onIncoming;
@@ -34,7 +33,6 @@ internal sealed unsafe class EndpointDriver : IDisposable
     private long _wakeAt = long.MaxValue; // Stopwatch timestamp the thread sleeps until
     private bool _moreToSend;
     private bool _released;
-    private Exception? _fault;
 
     public DatagramSocket Socket => _socket;
 
@@ -50,13 +48,10 @@ internal sealed unsafe class EndpointDriver : IDisposable
         Ep = handle.DangerousGetHandle();
         _socket = socket;
         _onIncoming = onIncoming;
-        _rx = (byte*)System.Runtime.InteropServices.NativeMemory.Alloc(BufferSize);
         _tx = (byte*)System.Runtime.InteropServices.NativeMemory.Alloc(BufferSize);
         _thread = new Thread(Run) { IsBackground = true, Name = name };
         _thread.Start();
     }
-
-    public Exception? Fault => _fault;
 
     public bool IsStopping => _stopping;
 
@@ -87,7 +82,6 @@ internal sealed unsafe class EndpointDriver : IDisposable
         }
         catch (Exception e)
         {
-            _fault = e;
             lock (Lock)
             {
                 var error = new QuicException(QuicError.Internal, $"The endpoint's driver thread failed: {e.Message}", e);
@@ -102,7 +96,7 @@ internal sealed unsafe class EndpointDriver : IDisposable
         {
             // Receive straight into the engine's buffer: no copy between the kernel and the engine.
             byte* buf;
-            if (NativeMethods.qs_endpoint_recv_buffer(Ep, BufferSize, &buf) != QsConst.QS_OK) buf = _rx;
+            NativeErrors.Check(NativeMethods.qs_endpoint_recv_buffer(Ep, BufferSize, &buf), "Lending a receive buffer");
             int n = _socket.TryReceive(new Span<byte>(buf, BufferSize), out var from, out var segment);
             if (n < 0) break;
             if (n == 0) continue; // a wake-up, or an address we cannot use
@@ -200,7 +194,6 @@ internal sealed unsafe class EndpointDriver : IDisposable
             _socket.Dispose();
             _handle.DangerousRelease();
             _handle.Dispose();
-            System.Runtime.InteropServices.NativeMemory.Free(_rx);
             System.Runtime.InteropServices.NativeMemory.Free(_tx);
         }
     }

@@ -66,8 +66,7 @@ public sealed class QuicConnection : IAsyncDisposable
                     return s;
                 }
                 if (rc != QsConst.QS_BLOCKED) throw NativeErrors.ToException(rc, "Opening a stream");
-                _streamsAvailable ??= new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-                wait = _streamsAvailable.Task;
+                wait = StreamCreditLocked();
             }
             await wait.WaitAsync(cancellationToken).ConfigureAwait(false);
         }
@@ -102,8 +101,7 @@ public sealed class QuicConnection : IAsyncDisposable
                     return s;
                 }
                 if (rc != QsConst.QS_BLOCKED) throw NativeErrors.ToException(rc, "Sending a request");
-                _streamsAvailable ??= new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-                wait = _streamsAvailable.Task;
+                wait = StreamCreditLocked();
             }
             await wait.WaitAsync(cancellationToken).ConfigureAwait(false);
         }
@@ -141,6 +139,10 @@ public sealed class QuicConnection : IAsyncDisposable
             _driver.AfterUserOperation();
         }
     }
+
+    /// <summary>Caller holds the lock: completes when the peer allows more streams (STREAMS_AVAILABLE).</summary>
+    private Task StreamCreditLocked() =>
+        (_streamsAvailable ??= new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously)).Task;
 
     /// <summary>Waits for the peer to open a stream.</summary>
     public async ValueTask<QuicStream> AcceptStreamAsync(CancellationToken cancellationToken = default)
