@@ -41,6 +41,8 @@ Task("Prerequisites")
 {
     if (!Has("cargo"))
         throw new Exception("cargo is not installed. Install a stable Rust toolchain (rustup or Debian's cargo) and run the build again.");
+    EnsureDebianPackage("cmake", "cmake", "builds BoringSSL, quiche's TLS library");
+    EnsureDebianPackage("c++", "g++", "builds BoringSSL");
     EnsureDebianPackage("cbindgen", "cbindgen", "generates native/include/quicsend.h");
     EnsureDebianPackage("openssl", "openssl", "the security tests check CertificateTool's files with it");
     EnsureDebianPackage("gtlsclient", "ngtcp2-client", "another HTTP/3 implementation the interop tests talk to");
@@ -55,9 +57,19 @@ Task("Crates")
         throw new Exception("The crate supply failed (see above).");
 });
 
-Task("Native")
-    .Description("Builds the Rust shim (cargo --offline against the Debian crates).")
+Task("Engine")
+    .Description("Populates the quiche submodule and BoringSSL (GitHub, else ../shared/mirrors) and builds BoringSSL once.")
     .IsDependentOn("Prerequisites")
+    .Does(() =>
+{
+    if (Run("bash", "build/engine.sh") != 0)
+        throw new Exception("Supplying the engine (quiche, BoringSSL) failed (see above).");
+});
+
+Task("Native")
+    .Description("Builds the Rust shim over quiche (cargo --offline against the Debian crates).")
+    .IsDependentOn("Prerequisites")
+    .IsDependentOn("Engine")
     .IsDependentOn("Crates")
     .Does(() =>
 {
@@ -96,7 +108,7 @@ Task("Build")
 });
 
 Task("NativeTests")
-    .Description("Runs the shim's Rust unit tests (HTTP/3 framing, QPACK, Huffman).")
+    .Description("Runs the shim's Rust tests.")
     .IsDependentOn("Native")
     .Does(() =>
 {

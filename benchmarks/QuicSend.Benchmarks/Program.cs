@@ -240,13 +240,13 @@ async Task<double> QuicLossy(CongestionControl cc)
 }
 
 Console.WriteLine($"Bulk transfer, {mib} MiB, one connection, loopback, best of 3:");
-await Run("QuicSend (BBR, GSO/GRO)", () => Quic(CongestionControl.Bbr, true), "this library");
+await Run("QuicSend (BBR, GSO/GRO)", () => Quic(CongestionControl.Bbr2, true), "this library");
 await Run("QuicSend (CUBIC, GSO/GRO)", () => Quic(CongestionControl.Cubic, true), "this library");
-await Run("QuicSend (BBR, portable I/O)", () => Quic(CongestionControl.Bbr, false), "this library, no batching");
+await Run("QuicSend (BBR, portable I/O)", () => Quic(CongestionControl.Bbr2, false), "this library, no batching");
 await Run("QuicSend HTTP/3 response", Http3Response, "this library, QuicSendServer/Client");
 await Run("SslStream over TCP", Tls, "baseline, measured now");
 await Run("HttpClient/Kestrel HTTP/2", Http2Kestrel, "baseline, measured now");
-await Run("QuicSend over 40 ms RTT, 1% loss (BBR)", () => QuicLossy(CongestionControl.Bbr),
+await Run("QuicSend over 40 ms RTT, 1% loss (BBR)", () => QuicLossy(CongestionControl.Bbr2),
     $"PathEmulator: 100 MiB/s link, 1% loss each way, stops after {LossyDeadline.TotalSeconds:0} s; SslStream/TCP cannot run through this UDP relay");
 await Run("QuicSend over 40 ms RTT, 1% loss (CUBIC)", () => QuicLossy(CongestionControl.Cubic),
     $"PathEmulator: 100 MiB/s link, 1% loss each way, stops after {LossyDeadline.TotalSeconds:0} s; SslStream/TCP cannot run through this UDP relay");

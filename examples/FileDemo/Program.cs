@@ -11,7 +11,7 @@ using QuicSend.Transport;
 
 int sizeMiB = 256;
 string? file = null;
-var cc = CongestionControl.Bbr;
+var cc = CongestionControl.Bbr2;
 bool batched = true;
 for (int i = 0; i < args.Length; i++)
 {

@@ -11,105 +11,14 @@
 
 #define QS_AF_INET6 6
 
-#define QS_CC_BBR 0
+/**
+ * BBRv2 (quiche's `Bbr2Gcongestion`): the default, built for long and lossy paths.
+ */
+#define QS_CC_BBR2 0
 
 #define QS_CC_CUBIC 1
 
-#define QS_CC_NEW_RENO 2
-
-/**
- * Server: a new connection was accepted (`conn` is its id); CONNECTED follows.
- */
-#define QS_EVENT_CONNECTION_INCOMING 1
-
-/**
- * The handshake completed.
- */
-#define QS_EVENT_CONNECTED 2
-
-/**
- * The connection ended before its handshake completed; the reason is in `qs_conn_error`.
- */
-#define QS_EVENT_HANDSHAKE_FAILED 3
-
-/**
- * The connection closed; `detail` is a QS_CLOSE_* kind, `code` the error code; reason in `qs_conn_error`.
- */
-#define QS_EVENT_CONNECTION_CLOSED 4
-
-/**
- * The connection's resources are released; its id is no longer valid.
- */
-#define QS_EVENT_CONNECTION_DRAINED 5
-
-/**
- * The peer opened a stream (`detail`: 0 bidirectional, 1 unidirectional).
- */
-#define QS_EVENT_STREAM_OPENED 6
-
-/**
- * A stream has data, an end or a reset to read.
- */
-#define QS_EVENT_STREAM_READABLE 7
-
-/**
- * A stream that was blocked can be written again.
- */
-#define QS_EVENT_STREAM_WRITABLE 8
-
-/**
- * Everything written on a finished stream was acknowledged.
- */
-#define QS_EVENT_STREAM_FINISHED 9
-
-/**
- * The peer asked us to stop sending on a stream; `code` is its error code.
- */
-#define QS_EVENT_STREAM_STOPPED 10
-
-/**
- * More streams may be opened (`detail`: direction as for STREAM_OPENED).
- */
-#define QS_EVENT_STREAMS_AVAILABLE 11
-
-/**
- * HTTP/3: a request's (server) or response's (client) header section arrived; fetch it with `qs_h3_recv_headers`.
- */
-#define QS_EVENT_H3_HEADERS 12
-
-/**
- * HTTP/3: `qs_h3_recv_body` can make progress (data, the end, or a reset).
- */
-#define QS_EVENT_H3_DATA 13
-
-/**
- * HTTP/3 client: the request stream ended before a response (`code`: the peer's or our error code).
- */
-#define QS_EVENT_H3_RESET 14
-
-/**
- * HTTP/3 client: the server is shutting down; requests from stream id `stream` on are refused.
- */
-#define QS_EVENT_H3_GOAWAY 15
-
-#define QS_CLOSE_TIMED_OUT 1
-
-#define QS_CLOSE_LOCAL 2
-
-#define QS_CLOSE_APPLICATION 3
-
-#define QS_CLOSE_TRANSPORT 4
-
-#define QS_CLOSE_RESET 5
-
-#define QS_CLOSE_VERSION_MISMATCH 6
-
-#define QS_CLOSE_OTHER 7
-
-/**
- * We closed the connection because the peer broke the HTTP/3 protocol; `code` is the H3 error.
- */
-#define QS_CLOSE_H3_PROTOCOL 8
+#define QS_CC_RENO 2
 
 /**
  * Success.
@@ -162,69 +71,168 @@
  */
 #define QS_ERR_PANIC -99
 
-#define FRAME_DATA 0
+/**
+ * Server: a new connection was accepted (`conn` is its id); CONNECTED follows.
+ */
+#define QS_EVENT_CONNECTION_INCOMING 1
 
-#define FRAME_HEADERS 1
+/**
+ * The handshake completed and (client) the server's certificate passed every check.
+ */
+#define QS_EVENT_CONNECTED 2
 
-#define FRAME_CANCEL_PUSH 3
+/**
+ * The connection ended before its handshake completed; `detail` is a QS_TLS_* /
+ * QS_PIN_MISMATCH / QS_REFUSED / QS_TIMED_OUT reason, the text in `qs_conn_error`.
+ */
+#define QS_EVENT_HANDSHAKE_FAILED 3
 
-#define FRAME_SETTINGS 4
+/**
+ * The connection closed; `detail` is a QS_CLOSE_* kind, `code` the error code; reason in `qs_conn_error`.
+ */
+#define QS_EVENT_CONNECTION_CLOSED 4
 
-#define FRAME_PUSH_PROMISE 5
+/**
+ * The connection's resources are released; its id is no longer valid.
+ */
+#define QS_EVENT_CONNECTION_DRAINED 5
 
-#define FRAME_GOAWAY 7
+/**
+ * The peer opened a stream (`detail`: 0 bidirectional, 1 unidirectional).
+ */
+#define QS_EVENT_STREAM_OPENED 6
 
-#define FRAME_MAX_PUSH_ID 13
+/**
+ * A stream has data, an end or a reset to read.
+ */
+#define QS_EVENT_STREAM_READABLE 7
 
-#define STREAM_CONTROL 0
+/**
+ * A stream that was blocked can be written again.
+ */
+#define QS_EVENT_STREAM_WRITABLE 8
 
-#define STREAM_PUSH 1
+/**
+ * A stream whose sending side this side finished is complete: everything written
+ * was acknowledged and the receiving side is done (read to its end, or stopped).
+ */
+#define QS_EVENT_STREAM_FINISHED 9
 
-#define STREAM_QPACK_ENCODER 2
+/**
+ * The peer asked us to stop sending on a stream; `code` is its error code.
+ */
+#define QS_EVENT_STREAM_STOPPED 10
 
-#define STREAM_QPACK_DECODER 3
+/**
+ * More streams may be opened (`detail`: direction as for STREAM_OPENED).
+ */
+#define QS_EVENT_STREAMS_AVAILABLE 11
 
-#define SETTING_QPACK_MAX_TABLE_CAPACITY 1
+/**
+ * HTTP/3: a request's (server) or response's (client) header section arrived; fetch it with `qs_h3_recv_headers`.
+ */
+#define QS_EVENT_H3_HEADERS 12
 
-#define SETTING_MAX_FIELD_SECTION_SIZE 6
+/**
+ * HTTP/3: `qs_h3_recv_body` can make progress (data, the end, or a reset).
+ */
+#define QS_EVENT_H3_DATA 13
 
-#define SETTING_QPACK_BLOCKED_STREAMS 7
+/**
+ * HTTP/3 client: the request stream ended before a response (`code`: the peer's or our error code).
+ */
+#define QS_EVENT_H3_RESET 14
 
-#define H3_NO_ERROR 256
+/**
+ * HTTP/3 client: the server is shutting down; requests from stream id `stream` on are refused.
+ */
+#define QS_EVENT_H3_GOAWAY 15
 
-#define H3_GENERAL_PROTOCOL_ERROR 257
+/**
+ * The peer stopped answering within the idle timeout.
+ */
+#define QS_CLOSE_TIMED_OUT 1
 
-#define H3_INTERNAL_ERROR 258
+/**
+ * This side closed the connection.
+ */
+#define QS_CLOSE_LOCAL 2
 
-#define H3_STREAM_CREATION_ERROR 259
+/**
+ * The peer closed it with an application code.
+ */
+#define QS_CLOSE_APPLICATION 3
 
-#define H3_CLOSED_CRITICAL_STREAM 260
+/**
+ * A transport error (either side); `code` is the QUIC transport error code.
+ */
+#define QS_CLOSE_TRANSPORT 4
 
-#define H3_FRAME_UNEXPECTED 261
+/**
+ * We closed the connection because the peer broke the HTTP/3 protocol; `code` is the H3 error.
+ */
+#define QS_CLOSE_H3_PROTOCOL 8
 
-#define H3_FRAME_ERROR 262
+/**
+ * Why a handshake failed: `detail` of QS_EVENT_HANDSHAKE_FAILED.
+ * The server's certificate does not chain to any trusted root.
+ */
+#define QS_TLS_UNKNOWN_ISSUER 1
 
-#define H3_EXCESSIVE_LOAD 263
+/**
+ * The server's certificate does not cover the name (or IP) connected to.
+ */
+#define QS_TLS_NAME_MISMATCH 2
 
-#define H3_ID_ERROR 264
+/**
+ * The server's certificate matches none of the pins.
+ */
+#define QS_PIN_MISMATCH 3
 
-#define H3_SETTINGS_ERROR 265
+/**
+ * A certificate has expired or is not valid yet.
+ */
+#define QS_TLS_EXPIRED 4
 
-#define H3_MISSING_SETTINGS 266
+/**
+ * A certificate is malformed or unusable for TLS (other verification failures).
+ */
+#define QS_TLS_BAD_CERTIFICATE 5
 
-#define H3_REQUEST_REJECTED 267
+/**
+ * The peer refused this side's certificate (mutual TLS: not signed by a root the server trusts).
+ */
+#define QS_TLS_CERTIFICATE_REJECTED 6
 
-#define H3_REQUEST_CANCELLED 268
+/**
+ * The server requires a client certificate and none was presented.
+ */
+#define QS_TLS_CERTIFICATE_REQUIRED 7
 
-#define H3_REQUEST_INCOMPLETE 269
+/**
+ * The two sides share no application protocol (ALPN).
+ */
+#define QS_TLS_NO_APPLICATION_PROTOCOL 8
 
-#define H3_MESSAGE_ERROR 270
+/**
+ * Another TLS failure; the text says which.
+ */
+#define QS_TLS_OTHER 9
 
-#define QPACK_DECOMPRESSION_FAILED 512
+/**
+ * The server refused the connection (its connection limit).
+ */
+#define QS_REFUSED 10
 
-#define QPACK_ENCODER_STREAM_ERROR 513
+/**
+ * Nothing answered within the idle timeout.
+ */
+#define QS_TIMED_OUT 11
 
-#define QPACK_DECODER_STREAM_ERROR 514
+/**
+ * The connection was closed before the handshake completed for another reason.
+ */
+#define QS_HANDSHAKE_OTHER 12
 
 /**
  * Settings for an endpoint. Opaque to the caller; build with `qs_config_*`.
@@ -252,6 +260,10 @@ typedef struct QsStats {
   uint64_t udp_rx_datagrams;
   uint32_t mtu;
   uint32_t handshake_done;
+  /**
+   * The congestion controller's estimate of the path's bandwidth, bytes per second (0: none yet).
+   */
+  uint64_t delivery_rate;
 } QsStats;
 
 /**
@@ -272,6 +284,10 @@ typedef struct QsAddr {
 typedef struct QsTransmit {
   struct QsAddr to;
   /**
+   * The local address to send from (as given to `qs_endpoint_recv`; unspecified otherwise).
+   */
+  struct QsAddr from;
+  /**
    * Bytes written to the buffer.
    */
   uintptr_t len;
@@ -279,6 +295,10 @@ typedef struct QsTransmit {
    * Size of each datagram when the batch holds several (the last may be shorter); equals `len` otherwise.
    */
   uintptr_t segment_size;
+  /**
+   * Pacing: nanoseconds from now until the batch should leave (0: now).
+   */
+  uint64_t delay_ns;
 } QsTransmit;
 
 /**
@@ -305,13 +325,17 @@ typedef struct QsEndpointStats {
    */
   uint64_t retries_sent;
   /**
-   * Connection attempts refused (connection limit) or ignored.
+   * Connection attempts refused (connection limit, bad Retry token) or ignored.
    */
   uint64_t refused;
   /**
    * Connections open now, closing ones included.
    */
   uint64_t open;
+  /**
+   * Datagrams dropped because they could not be parsed or matched no connection.
+   */
+  uint64_t dropped;
 } QsEndpointStats;
 
 #ifdef __cplusplus
@@ -324,7 +348,7 @@ extern "C" {
 int64_t qs_version(uint8_t *buf, uintptr_t cap);
 
 /**
- * Creates a configuration with defaults (BBR, 30 s idle timeout, 100 streams each way).
+ * Creates a configuration with defaults (BBRv2, pacing, 30 s idle timeout, 100 streams each way).
  * Free with `qs_config_free`. Returns null on failure (see `qs_last_error`).
  */
 struct QsConfig *qs_config_new(void);
@@ -350,51 +374,6 @@ int32_t qs_config_load_priv_key_pem(struct QsConfig *cfg, const uint8_t *pem, ui
  * Adds every certificate in the PEM to the roots a client trusts.
  */
 int32_t qs_config_add_trusted_root_pem(struct QsConfig *cfg, const uint8_t *pem, uintptr_t len);
-
-/**
- * Sets the ALPN protocols in wire format: each name preceded by its length byte.
- */
-int32_t qs_config_set_alpn(struct QsConfig *cfg, const uint8_t *protos, uintptr_t len);
-
-/**
- * Sets the idle timeout in milliseconds (0 disables it) and the keep-alive interval (0: none).
- */
-int32_t qs_config_set_timeouts(struct QsConfig *cfg,
-                               uint64_t idle_timeout_ms,
-                               uint64_t keep_alive_ms);
-
-/**
- * Sets how many streams the peer may have open at once, per direction.
- */
-int32_t qs_config_set_max_streams(struct QsConfig *cfg, uint64_t bidi, uint64_t uni);
-
-/**
- * Sets flow-control windows in bytes: per stream and per connection for receiving, and the send buffer.
- */
-int32_t qs_config_set_windows(struct QsConfig *cfg,
-                              uint64_t stream_receive,
-                              uint64_t connection_receive,
-                              uint64_t send);
-
-/**
- * Chooses the congestion controller: QS_CC_BBR (default), QS_CC_CUBIC or QS_CC_NEW_RENO.
- */
-int32_t qs_config_set_congestion(struct QsConfig *cfg, uint32_t algorithm);
-
-/**
- * Sets the first datagram size and the largest one path-MTU discovery may try (1200..=65527).
- */
-int32_t qs_config_set_mtu(struct QsConfig *cfg, uint16_t initial, uint16_t max);
-
-/**
- * Server only: answer new clients with a stateless Retry to validate their address first.
- */
-int32_t qs_config_set_retry(struct QsConfig *cfg, bool enabled);
-
-/**
- * Server only: refuse new connections beyond this many.
- */
-int32_t qs_config_set_max_connections(struct QsConfig *cfg, uint64_t max);
 
 /**
  * Adds the certificates of a CA bundle (PEM, such as the system's
@@ -433,6 +412,57 @@ int32_t qs_config_add_client_root_pem(struct QsConfig *cfg, const uint8_t *pem, 
  * must still verify). Without client roots, no client certificate is asked for.
  */
 int32_t qs_config_set_require_client_cert(struct QsConfig *cfg, bool required);
+
+/**
+ * Sets the ALPN protocols in wire format: each name preceded by its length byte.
+ */
+int32_t qs_config_set_alpn(struct QsConfig *cfg, const uint8_t *protos, uintptr_t len);
+
+/**
+ * Sets the idle timeout in milliseconds (0 disables it) and the keep-alive interval (0: none).
+ */
+int32_t qs_config_set_timeouts(struct QsConfig *cfg,
+                               uint64_t idle_timeout_ms,
+                               uint64_t keep_alive_ms);
+
+/**
+ * Sets how many streams the peer may have open at once, per direction.
+ */
+int32_t qs_config_set_max_streams(struct QsConfig *cfg, uint64_t bidi, uint64_t uni);
+
+/**
+ * Sets the receive flow-control windows in bytes, per stream and per connection:
+ * the most a peer can make this side hold for it.
+ */
+int32_t qs_config_set_windows(struct QsConfig *cfg,
+                              uint64_t stream_receive,
+                              uint64_t connection_receive);
+
+/**
+ * Chooses the congestion controller: QS_CC_BBR2 (default), QS_CC_CUBIC or QS_CC_RENO.
+ */
+int32_t qs_config_set_congestion(struct QsConfig *cfg, uint32_t algorithm);
+
+/**
+ * Turns pacing on (the default) or off: with it, each transmit carries the time
+ * it should leave (`QsTransmit.delay_ns`), spreading bursts over the round trip.
+ */
+int32_t qs_config_set_pacing(struct QsConfig *cfg, bool enabled);
+
+/**
+ * Sets the largest UDP payload sent and accepted (1200..=65527; default 1452).
+ */
+int32_t qs_config_set_max_udp_payload(struct QsConfig *cfg, uint16_t max);
+
+/**
+ * Server only: answer new clients with a stateless Retry to validate their address first.
+ */
+int32_t qs_config_set_retry(struct QsConfig *cfg, bool enabled);
+
+/**
+ * Server only: refuse new connections beyond this many.
+ */
+int32_t qs_config_set_max_connections(struct QsConfig *cfg, uint64_t max);
 
 /**
  * Closes a connection with an application error code (below 2^62) and a reason.
@@ -475,9 +505,18 @@ struct QsEndpoint *qs_endpoint_new(const struct QsConfig *cfg, bool server);
 void qs_endpoint_free(struct QsEndpoint *ep);
 
 /**
+ * Lends a buffer of at least `min_len` bytes to receive the next datagram (or
+ * GRO batch) into; pass its length to `qs_endpoint_recv` with a null `data`
+ * (or the same pointer) and the engine decrypts it in place, without a copy.
+ * Valid until the next call on this endpoint.
+ */
+int32_t qs_endpoint_recv_buffer(struct QsEndpoint *ep, uintptr_t min_len, uint8_t **out_ptr);
+
+/**
  * Feeds received bytes from `from`. With `segment_size` > 0 the buffer holds
  * several datagrams of that size (a GRO batch; the last may be shorter).
- * `local` (nullable) is the address the datagram arrived on.
+ * `data` is either the buffer from `qs_endpoint_recv_buffer` (no copy) or any
+ * other buffer (copied). `local` (nullable) is the address the datagram arrived on.
  */
 int32_t qs_endpoint_recv(struct QsEndpoint *ep,
                          const uint8_t *data,
@@ -487,17 +526,10 @@ int32_t qs_endpoint_recv(struct QsEndpoint *ep,
                          const struct QsAddr *local);
 
 /**
- * Lends a buffer of at least `min_len` bytes to receive the next datagram (or
- * GRO batch) into; passing it to `qs_endpoint_recv` then avoids a copy. Valid
- * until the next call on this endpoint.
- */
-int32_t qs_endpoint_recv_buffer(struct QsEndpoint *ep, uintptr_t min_len, uint8_t **out_ptr);
-
-/**
  * Writes the next datagram(s) to send into `buf` (at most `max_segments` of
  * them, to one destination, as one GSO batch: all `segment_size` long but the
- * last) and describes them in `out`. Returns QS_OK, or QS_DONE when there is
- * nothing to send now. `cap` of 65000 suits a GSO send of up to 44 datagrams.
+ * last) and describes them in `out`, with the time they should leave. Returns
+ * QS_OK, or QS_DONE when there is nothing to send now.
  */
 int32_t qs_endpoint_poll_transmit(struct QsEndpoint *ep,
                                   uint8_t *buf,
@@ -555,7 +587,7 @@ int64_t qs_endpoint_connection_count(struct QsEndpoint *ep);
 int64_t qs_last_error(uint8_t *buf, uintptr_t cap);
 
 /**
- * Turns HTTP/3 to on for connections made or accepted from now on, accepting
+ * Turns HTTP/3 on for connections made or accepted from now on, accepting
  * header sections up to `max_field_section_size` bytes (RFC 9114 §4.2.2 size).
  */
 int32_t qs_endpoint_enable_h3(struct QsEndpoint *ep, uint64_t max_field_section_size);
@@ -573,7 +605,8 @@ int32_t qs_h3_send_request(struct QsEndpoint *ep,
                            uint64_t *out_stream);
 
 /**
- * Server: sends the response's header section on a request stream; with `fin`, no body follows.
+ * Server: sends the response's header section on a request stream; with `fin`,
+ * no body follows. QS_BLOCKED when the stream has no credit for it yet (wait for STREAM_WRITABLE).
  */
 int32_t qs_h3_send_response(struct QsEndpoint *ep,
                             uint64_t conn,

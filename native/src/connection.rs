@@ -1,23 +1,25 @@
-//! Per-connection calls: close, error text, statistics.
+//! Per-connection calls: close, error text, statistics, the peer's certificate.
 
-use std::time::Instant;
-
-use bytes::Bytes;
-use quinn_proto::VarInt;
-
-use crate::endpoint::{with_endpoint, QsEndpoint, QsStats};
-use crate::error::{copy_text, guard, guard_status, out, slice, QsError, QS_DONE, QS_OK};
+use crate::endpoint::{with_endpoint, QsEndpoint};
+use crate::error::{copy_text, guard, guard_status, out, slice, slice_mut, QsError, QS_DONE, QS_OK};
+use crate::events::QsStats;
 
 /// Closes a connection with an application error code (below 2^62) and a reason.
 #[no_mangle]
 pub extern "C" fn qs_conn_close(ep: *mut QsEndpoint, conn: u64, code: u64, reason: *const u8, reason_len: usize) -> i32 {
     guard_status(|| {
-        let reason = Bytes::copy_from_slice(slice(reason, reason_len, "reason")?);
-        let code = VarInt::from_u64(code).map_err(|_| QsError::arg("error code must be below 2^62"))?;
+        let reason = slice(reason, reason_len, "reason")?;
+        if code >= 1 << 62 {
+            return Err(QsError::arg("error code must be below 2^62"));
+        }
         with_endpoint(ep, |e| {
-            let (ch, c) = e.conn(conn)?;
-            c.inner.close(Instant::now(), code, reason);
-            e.settle(ch);
+            let c = e.conn(conn)?;
+            if c.error.is_none() {
+                let text = String::from_utf8_lossy(reason);
+                c.error = Some(format!("closed locally with application code {code}{}", if text.is_empty() { String::new() } else { format!(": {text}") }));
+            }
+            let _ = c.q.close(true, code, reason);
+            e.settle(conn);
             Ok(QS_OK)
         })
     })
@@ -29,10 +31,10 @@ pub extern "C" fn qs_conn_close(ep: *mut QsEndpoint, conn: u64, code: u64, reaso
 pub extern "C" fn qs_conn_error(ep: *mut QsEndpoint, conn: u64, buf: *mut u8, cap: usize) -> i64 {
     guard(|| {
         with_endpoint(ep, |e| {
-            let (_, c) = e.conn(conn)?;
-            Ok(match &c.error {
-                Some(text) => copy_text(text, buf, cap),
-                None => QS_DONE as i64,
+            let c = e.conn(conn)?;
+            Ok(match (&c.error, c.closed) {
+                (Some(text), true) => copy_text(text, buf, cap),
+                _ => QS_DONE as i64,
             })
         })
     })
@@ -43,21 +45,24 @@ pub extern "C" fn qs_conn_error(ep: *mut QsEndpoint, conn: u64, buf: *mut u8, ca
 pub extern "C" fn qs_conn_stats(ep: *mut QsEndpoint, conn: u64, out_stats: *mut QsStats) -> i32 {
     guard_status(|| {
         with_endpoint(ep, |e| {
-            let (_, c) = e.conn(conn)?;
-            let s = c.inner.stats();
+            let c = e.conn(conn)?;
+            let s = c.q.stats();
+            let p = c.q.path_stats().next();
             let stats = QsStats {
-                rtt_ns: u64::try_from(s.path.rtt.as_nanos()).unwrap_or(u64::MAX),
-                cwnd: s.path.cwnd,
-                sent_packets: s.path.sent_packets,
-                lost_packets: s.path.lost_packets,
-                lost_bytes: s.path.lost_bytes,
-                congestion_events: s.path.congestion_events,
-                udp_tx_bytes: s.udp_tx.bytes,
-                udp_rx_bytes: s.udp_rx.bytes,
-                udp_tx_datagrams: s.udp_tx.datagrams,
-                udp_rx_datagrams: s.udp_rx.datagrams,
-                mtu: u32::from(s.path.current_mtu),
-                handshake_done: u32::from(!c.inner.is_handshaking()),
+                rtt_ns: p.as_ref().map_or(0, |p| u64::try_from(p.rtt.as_nanos()).unwrap_or(u64::MAX)),
+                cwnd: p.as_ref().map_or(0, |p| p.cwnd as u64),
+                sent_packets: s.sent as u64,
+                lost_packets: s.lost as u64,
+                lost_bytes: s.lost_bytes,
+                // quiche counts no congestion events; lost packets are the closest measure it exposes.
+                congestion_events: s.lost as u64,
+                udp_tx_bytes: s.sent_bytes,
+                udp_rx_bytes: s.recv_bytes,
+                udp_tx_datagrams: s.sent as u64,
+                udp_rx_datagrams: s.recv as u64,
+                mtu: p.as_ref().map_or(0, |p| p.pmtu as u32),
+                handshake_done: u32::from(c.q.is_established()),
+                delivery_rate: p.as_ref().map_or(0, |p| p.delivery_rate),
             };
             out(out_stats, stats, "stats")?;
             Ok(QS_OK)
@@ -72,18 +77,10 @@ pub extern "C" fn qs_conn_stats(ep: *mut QsEndpoint, conn: u64, out_stats: *mut 
 #[no_mangle]
 pub extern "C" fn qs_conn_peer_certificate(ep: *mut QsEndpoint, conn: u64, buf: *mut u8, cap: usize) -> i64 {
     guard(|| {
-        let dest = crate::error::slice_mut(buf, cap, "certificate buffer")?;
+        let dest = slice_mut(buf, cap, "certificate buffer")?;
         with_endpoint(ep, |e| {
-            let (_, c) = e.conn(conn)?;
-            let Some(identity) = c.inner.crypto_session().peer_identity() else {
-                return Ok(QS_DONE as i64);
-            };
-            let certs = identity
-                .downcast::<Vec<rustls::pki_types::CertificateDer<'static>>>()
-                .map_err(|_| QsError::state("the peer's identity is not an X.509 certificate chain"))?;
-            let Some(leaf) = certs.first() else {
-                return Ok(QS_DONE as i64);
-            };
+            let c = e.conn(conn)?;
+            let Some(leaf) = c.q.peer_cert() else { return Ok(QS_DONE as i64) };
             let n = leaf.len().min(dest.len());
             dest[..n].copy_from_slice(&leaf[..n]);
             Ok(leaf.len() as i64)

@@ -1,525 +1,408 @@
-//! The endpoint: one engine endpoint plus the connections it owns, the queue
-//! of events for the caller, and the datagrams waiting to be sent.
+//! The endpoint: routes datagrams to connections by connection ID, answers
+//! what needs no connection (version negotiation, Retry, refusals), keeps the
+//! caller's event queue, and batches outgoing datagrams for segmentation offload.
 //!
 //! The caller drives it sans-IO: `qs_endpoint_recv` for each received datagram
 //! (or batch), `qs_endpoint_poll_transmit` until DONE, `qs_endpoint_timeout` /
 //! `qs_endpoint_on_timeout` for timers and `qs_endpoint_poll_event` until DONE.
 
 use std::collections::{HashMap, VecDeque};
-use std::net::{IpAddr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
-use std::time::Instant;
-
-use bytes::BytesMut;
-use quinn_proto::{
-    ClientConfig, Connection, ConnectionError, ConnectionHandle, DatagramEvent, Dir, Endpoint, EndpointConfig, Event,
-    StreamEvent, StreamId, Transmit, VarInt,
-};
+use std::time::{Duration, Instant};
 
 use crate::addr::{read_addr, QsAddr};
+use crate::boring;
 use crate::config::QsConfig;
-use crate::error::{
-    guard, guard_ptr, guard_status, out, slice, slice_mut, utf8, QsError, QsResult, QS_DONE, QS_ERR_CONNECT, QS_OK,
-};
-use crate::h3::conn::H3Conn;
-use crate::h3::frame::H3Error;
+use crate::conn::Conn;
+use crate::error::{guard, guard_ptr, guard_status, out, slice, slice_mut, utf8, QsError, QsResult, QS_DONE, QS_ERR_CONNECT, QS_OK};
+use crate::events::*;
 use crate::live::Counted;
+use crate::retry::RetryKey;
+use crate::trust::ServerTrust;
 
-/// Server: a new connection was accepted (`conn` is its id); CONNECTED follows.
-pub const QS_EVENT_CONNECTION_INCOMING: u32 = 1;
-/// The handshake completed.
-pub const QS_EVENT_CONNECTED: u32 = 2;
-/// The connection ended before its handshake completed; the reason is in `qs_conn_error`.
-pub const QS_EVENT_HANDSHAKE_FAILED: u32 = 3;
-/// The connection closed; `detail` is a QS_CLOSE_* kind, `code` the error code; reason in `qs_conn_error`.
-pub const QS_EVENT_CONNECTION_CLOSED: u32 = 4;
-/// The connection's resources are released; its id is no longer valid.
-pub const QS_EVENT_CONNECTION_DRAINED: u32 = 5;
-/// The peer opened a stream (`detail`: 0 bidirectional, 1 unidirectional).
-pub const QS_EVENT_STREAM_OPENED: u32 = 6;
-/// A stream has data, an end or a reset to read.
-pub const QS_EVENT_STREAM_READABLE: u32 = 7;
-/// A stream that was blocked can be written again.
-pub const QS_EVENT_STREAM_WRITABLE: u32 = 8;
-/// Everything written on a finished stream was acknowledged.
-pub const QS_EVENT_STREAM_FINISHED: u32 = 9;
-/// The peer asked us to stop sending on a stream; `code` is its error code.
-pub const QS_EVENT_STREAM_STOPPED: u32 = 10;
-/// More streams may be opened (`detail`: direction as for STREAM_OPENED).
-pub const QS_EVENT_STREAMS_AVAILABLE: u32 = 11;
-/// HTTP/3: a request's (server) or response's (client) header section arrived; fetch it with `qs_h3_recv_headers`.
-pub const QS_EVENT_H3_HEADERS: u32 = 12;
-/// HTTP/3: `qs_h3_recv_body` can make progress (data, the end, or a reset).
-pub const QS_EVENT_H3_DATA: u32 = 13;
-/// HTTP/3 client: the request stream ended before a response (`code`: the peer's or our error code).
-pub const QS_EVENT_H3_RESET: u32 = 14;
-/// HTTP/3 client: the server is shutting down; requests from stream id `stream` on are refused.
-pub const QS_EVENT_H3_GOAWAY: u32 = 15;
+/// Length of the connection IDs this endpoint issues (short headers carry no length).
+pub(crate) const CID_LEN: usize = 16;
+/// Bound on queued endpoint-level responses, so a flood cannot grow memory.
+const MAX_RESPONSES: usize = 1024;
+/// Bound on connections kept only to tell a client it was refused.
+const MAX_REFUSING: usize = 256;
 
-pub const QS_CLOSE_TIMED_OUT: u32 = 1;
-pub const QS_CLOSE_LOCAL: u32 = 2;
-pub const QS_CLOSE_APPLICATION: u32 = 3;
-pub const QS_CLOSE_TRANSPORT: u32 = 4;
-pub const QS_CLOSE_RESET: u32 = 5;
-pub const QS_CLOSE_VERSION_MISMATCH: u32 = 6;
-pub const QS_CLOSE_OTHER: u32 = 7;
-/// We closed the connection because the peer broke the HTTP/3 protocol; `code` is the H3 error.
-pub const QS_CLOSE_H3_PROTOCOL: u32 = 8;
-
-/// An event for the caller; which fields mean something depends on `kind`.
-#[repr(C)]
-#[derive(Clone, Copy, Default)]
-pub struct QsEvent {
-    pub kind: u32,
-    pub detail: u32,
-    pub conn: u64,
-    pub stream: u64,
-    pub code: u64,
-}
-
-/// A datagram (or a GSO batch of equal-sized datagrams) written by `qs_endpoint_poll_transmit`.
-#[repr(C)]
-#[derive(Clone, Copy, Default)]
-pub struct QsTransmit {
-    pub to: QsAddr,
-    /// Bytes written to the buffer.
-    pub len: usize,
-    /// Size of each datagram when the batch holds several (the last may be shorter); equals `len` otherwise.
-    pub segment_size: usize,
-}
-
-/// Endpoint statistics: what happened to connection attempts.
-#[repr(C)]
-#[derive(Clone, Copy, Default)]
-pub struct QsEndpointStats {
-    /// Connections accepted (server) or started (client).
-    pub connections: u64,
-    /// Stateless Retry packets sent to validate a client's address.
-    pub retries_sent: u64,
-    /// Connection attempts refused (connection limit) or ignored.
-    pub refused: u64,
-    /// Connections open now, closing ones included.
-    pub open: u64,
-}
-
-/// Connection statistics.
-#[repr(C)]
-#[derive(Clone, Copy, Default)]
-pub struct QsStats {
-    pub rtt_ns: u64,
-    pub cwnd: u64,
-    pub sent_packets: u64,
-    pub lost_packets: u64,
-    pub lost_bytes: u64,
-    pub congestion_events: u64,
-    pub udp_tx_bytes: u64,
-    pub udp_rx_bytes: u64,
-    pub udp_tx_datagrams: u64,
-    pub udp_rx_datagrams: u64,
-    pub mtu: u32,
-    pub handshake_done: u32,
-}
-
-pub(crate) struct Conn {
-    _live: Counted,
-    pub(crate) id: u64,
-    pub(crate) inner: Connection,
-    connected: bool,
-    drained: bool,
-    pub(crate) error: Option<String>,
-    pub(crate) h3: Option<H3Conn>,
-}
-
-impl Conn {
-    /// Closes the connection for an HTTP/3 protocol violation and tells the caller why.
-    pub(crate) fn fail_h3(&mut self, err: H3Error, events: &mut VecDeque<QsEvent>) {
-        if self.error.is_some() {
-            return;
-        }
-        let name = crate::h3::frame::error_name(err.code);
-        self.inner.close(Instant::now(), VarInt::from_u64(err.code).unwrap_or(VarInt::MAX), bytes::Bytes::from(err.reason.clone()));
-        self.error = Some(format!("HTTP/3 protocol error ({name}): {}", err.reason));
-        events.push_back(QsEvent {
-            kind: if self.connected { QS_EVENT_CONNECTION_CLOSED } else { QS_EVENT_HANDSHAKE_FAILED },
-            detail: QS_CLOSE_H3_PROTOCOL,
-            conn: self.id,
-            stream: 0,
-            code: err.code,
-        });
-    }
+/// A datagram the previous batch could not take, kept for the next one.
+struct Stash {
+    conn: u64,
+    to: SocketAddr,
+    from: SocketAddr,
+    at: Instant,
+    len: usize,
 }
 
 /// An endpoint and its connections. Opaque; use from one thread at a time.
 pub struct QsEndpoint {
     _live: Counted,
-    endpoint: Endpoint,
-    client: Option<ClientConfig>,
-    conns: HashMap<ConnectionHandle, Conn>,
-    ids: HashMap<u64, ConnectionHandle>,
+    server: bool,
+    config: quiche::Config,
+    pub(crate) h3_config: Option<quiche::h3::Config>,
+    trust: Option<Arc<ServerTrust>>,
+    require_client_cert: bool,
+    retry: Option<RetryKey>,
+    max_connections: usize,
+    keep_alive: Option<Duration>,
+    pub(crate) conns: HashMap<u64, Conn>,
+    cids: HashMap<Vec<u8>, u64>,
     /// Round-robin order for transmits, so one busy connection cannot starve the rest.
-    order: Vec<ConnectionHandle>,
+    order: Vec<u64>,
     cursor: usize,
     next_id: u64,
-    events: VecDeque<QsEvent>,
-    /// Datagrams the endpoint itself answers with (Retry, version negotiation, stateless reset, refusal).
+    refusing: usize,
+    pub(crate) events: VecDeque<QsEvent>,
+    /// Datagrams the endpoint itself answers with (Retry, version negotiation).
     responses: VecDeque<(SocketAddr, Vec<u8>)>,
-    scratch: Vec<u8>,
-    /// A transmit (its bytes in `stash_buf`) that did not fit the previous batch.
-    stash: Option<(SocketAddr, usize, usize)>,
+    /// The buffer lent to the caller to receive into (see `qs_endpoint_recv_buffer`).
+    rx: Vec<u8>,
+    stash: Option<Stash>,
     stash_buf: Vec<u8>,
-    /// Receive buffer the caller reads datagrams straight into (see `qs_endpoint_recv_buffer`).
-    rx: BytesMut,
-    touched: Vec<ConnectionHandle>,
-    retry: bool,
-    max_connections: usize,
-    server: bool,
+    touched: Vec<u64>,
     stats: QsEndpointStats,
-    /// Set when HTTP/3 is on: the largest header section we accept.
-    pub(crate) h3_max_field_section: Option<u64>,
 }
 
-/// Bound on queued endpoint-level responses, so a flood cannot grow memory.
-const MAX_RESPONSES: usize = 1024;
-
-fn dir_code(dir: Dir) -> u32 {
-    match dir {
-        Dir::Bi => 0,
-        Dir::Uni => 1,
+fn unspecified_like(a: &SocketAddr) -> SocketAddr {
+    match a {
+        SocketAddr::V4(_) => SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), 0),
+        SocketAddr::V6(_) => SocketAddr::new(IpAddr::V6(Ipv6Addr::UNSPECIFIED), 0),
     }
 }
 
-fn close_kind(e: &ConnectionError) -> (u32, u64) {
-    match e {
-        ConnectionError::TimedOut => (QS_CLOSE_TIMED_OUT, 0),
-        ConnectionError::LocallyClosed => (QS_CLOSE_LOCAL, 0),
-        ConnectionError::ApplicationClosed(c) => (QS_CLOSE_APPLICATION, c.error_code.into_inner()),
-        ConnectionError::ConnectionClosed(c) => (QS_CLOSE_TRANSPORT, u64::from(c.error_code)),
-        ConnectionError::TransportError(t) => (QS_CLOSE_TRANSPORT, u64::from(t.code)),
-        ConnectionError::Reset => (QS_CLOSE_RESET, 0),
-        ConnectionError::VersionMismatch => (QS_CLOSE_VERSION_MISMATCH, 0),
-        _ => (QS_CLOSE_OTHER, 0),
-    }
-}
-
-fn describe(e: &ConnectionError) -> String {
-    match e {
-        ConnectionError::ApplicationClosed(c) => {
-            let reason = String::from_utf8_lossy(&c.reason);
-            format!("closed by the peer with application code {}: {reason}", c.error_code)
-        }
-        ConnectionError::TimedOut => "timed out: the peer stopped answering within the idle timeout".to_string(),
-        other => other.to_string(),
-    }
+fn new_cid() -> [u8; CID_LEN] {
+    let mut cid = [0u8; CID_LEN];
+    boring::random(&mut cid);
+    cid
 }
 
 impl QsEndpoint {
     fn new(cfg: &QsConfig, server: bool) -> QsResult<Self> {
         let built = cfg.build(server)?;
-        let mut ec = EndpointConfig::default();
-        ec.max_udp_payload_size(built.max_udp_payload)
-            .map_err(|e| QsError::arg(format!("max UDP payload: {e}")))?;
         Ok(QsEndpoint {
             _live: Counted::new(),
-            endpoint: Endpoint::new(Arc::new(ec), built.server, true, None),
-            client: built.client,
+            server,
+            config: built.quiche,
+            h3_config: None,
+            trust: built.trust,
+            require_client_cert: built.require_client_cert,
+            retry: (server && cfg.retry).then(RetryKey::new),
+            max_connections: usize::try_from(cfg.max_connections).unwrap_or(usize::MAX),
+            keep_alive: (cfg.keep_alive_ms > 0).then(|| Duration::from_millis(cfg.keep_alive_ms)),
             conns: HashMap::new(),
-            ids: HashMap::new(),
+            cids: HashMap::new(),
             order: Vec::new(),
             cursor: 0,
             next_id: 1,
+            refusing: 0,
             events: VecDeque::new(),
             responses: VecDeque::new(),
-            scratch: Vec::with_capacity(64 * 1024),
+            rx: Vec::new(),
             stash: None,
-            stash_buf: Vec::with_capacity(64 * 1024),
-            rx: BytesMut::new(),
+            stash_buf: vec![0u8; 65536],
             touched: Vec::new(),
-            retry: cfg.retry,
-            max_connections: usize::try_from(cfg.max_connections).unwrap_or(usize::MAX),
-            server,
             stats: QsEndpointStats::default(),
-            h3_max_field_section: None,
         })
     }
 
-    fn add(&mut self, ch: ConnectionHandle, inner: Connection) -> u64 {
+    fn add(&mut self, q: quiche::Connection, cids: Vec<Vec<u8>>) -> u64 {
         let id = self.next_id;
         self.next_id += 1;
         self.stats.connections += 1;
-        let h3 = self.h3_max_field_section.map(|max| H3Conn::new(self.server, max));
-        self.conns.insert(ch, Conn { _live: Counted::new(), id, inner, connected: false, drained: false, error: None, h3 });
-        self.ids.insert(id, ch);
-        self.order.push(ch);
+        let mut c = Conn::new(id, q, self.server, self.keep_alive);
+        for cid in &cids {
+            self.cids.insert(cid.clone(), id);
+        }
+        c.cids = cids;
+        c.require_client_cert = self.require_client_cert;
+        self.conns.insert(id, c);
+        self.order.push(id);
         id
     }
 
-    fn push_response(&mut self, t: Transmit) {
+    fn push_response(&mut self, to: SocketAddr, bytes: &[u8]) {
         if self.responses.len() < MAX_RESPONSES {
-            self.responses.push_back((t.destination, self.scratch[..t.size].to_vec()));
+            self.responses.push_back((to, bytes.to_vec()));
         }
     }
 
-    pub(crate) fn conn(&mut self, id: u64) -> QsResult<(ConnectionHandle, &mut Conn)> {
-        let ch = *self
-            .ids
-            .get(&id)
-            .ok_or_else(|| QsError::state(format!("connection {id} is unknown or already closed and drained")))?;
-        Ok((ch, self.conns.get_mut(&ch).expect("ids and conns agree")))
+    pub(crate) fn conn(&mut self, id: u64) -> QsResult<&mut Conn> {
+        self.conns
+            .get_mut(&id)
+            .ok_or_else(|| QsError::new(crate::error::QS_ERR_CONNECTION_CLOSED, format!("connection {id} is unknown or already closed and drained")))
     }
 
-    /// Closes a connection for an HTTP/3 protocol violation found during a caller's operation.
-    pub(crate) fn fail_h3(&mut self, ch: ConnectionHandle, err: H3Error) {
-        if let Some(c) = self.conns.get_mut(&ch) {
-            c.fail_h3(err, &mut self.events);
-        }
-    }
-
-    /// Lets the engine and the connection exchange their internal events, then
-    /// turns the connection's events into caller events; removes it once drained.
-    pub(crate) fn settle(&mut self, ch: ConnectionHandle) {
-        let Some(conn) = self.conns.get_mut(&ch) else { return };
-        if conn.drained {
-            return;
-        }
-        let mut drained = false;
-        while let Some(ev) = conn.inner.poll_endpoint_events() {
-            drained |= ev.is_drained();
-            if let Some(back) = self.endpoint.handle_event(ch, ev) {
-                conn.inner.handle_event(back);
+    /// Turns a connection's changes into events (after any call that may have changed it).
+    pub(crate) fn settle(&mut self, id: u64) {
+        let Some(c) = self.conns.get_mut(&id) else { return };
+        let was_drained = c.drained;
+        c.settle(self.h3_config.as_ref(), &mut self.events);
+        if c.drained && !was_drained {
+            self.order.retain(|o| *o != id);
+            if c.refusing {
+                // Never shown to the caller: forget it now.
+                self.refusing -= 1;
+                self.forget(id);
             }
         }
-        let id = conn.id;
-        while let Some(ev) = conn.inner.poll() {
-            let mut e = QsEvent { conn: id, ..Default::default() };
-            match ev {
-                Event::HandshakeDataReady | Event::DatagramReceived | Event::DatagramsUnblocked => continue,
-                Event::Connected => {
-                    conn.connected = true;
-                    e.kind = QS_EVENT_CONNECTED;
-                }
-                Event::ConnectionLost { reason } => {
-                    let (kind, code) = close_kind(&reason);
-                    e.kind = if conn.connected { QS_EVENT_CONNECTION_CLOSED } else { QS_EVENT_HANDSHAKE_FAILED };
-                    e.detail = kind;
-                    e.code = code;
-                    conn.error = Some(describe(&reason));
-                }
-                Event::Stream(StreamEvent::Opened { dir }) => {
-                    while let Some(sid) = conn.inner.streams().accept(dir) {
-                        let opened = QsEvent { kind: QS_EVENT_STREAM_OPENED, detail: dir_code(dir), conn: id, stream: sid.0, code: 0 };
-                        Self::deliver(conn, opened, &mut self.events);
-                    }
-                    continue;
-                }
-                Event::Stream(StreamEvent::Readable { id: sid }) => {
-                    // One READABLE per stream is enough until the caller reads; the engine
-                    // raises one per packet, which would cost the caller a call per packet.
-                    let last = self.events.back();
-                    if last.is_some_and(|l| l.kind == QS_EVENT_STREAM_READABLE && l.conn == id && l.stream == sid.0) {
-                        continue;
-                    }
-                    e.kind = QS_EVENT_STREAM_READABLE;
-                    e.stream = sid.0;
-                }
-                Event::Stream(StreamEvent::Writable { id: sid }) => {
-                    e.kind = QS_EVENT_STREAM_WRITABLE;
-                    e.stream = sid.0;
-                }
-                Event::Stream(StreamEvent::Finished { id: sid }) => {
-                    e.kind = QS_EVENT_STREAM_FINISHED;
-                    e.stream = sid.0;
-                }
-                Event::Stream(StreamEvent::Stopped { id: sid, error_code }) => {
-                    e.kind = QS_EVENT_STREAM_STOPPED;
-                    e.stream = sid.0;
-                    e.code = error_code.into_inner();
-                }
-                Event::Stream(StreamEvent::Available { dir }) => {
-                    e.kind = QS_EVENT_STREAMS_AVAILABLE;
-                    e.detail = dir_code(dir);
-                }
+    }
+
+    /// Removes a drained connection and its routing keys.
+    pub(crate) fn forget(&mut self, id: u64) {
+        if let Some(c) = self.conns.remove(&id) {
+            for cid in &c.cids {
+                self.cids.remove(cid);
             }
-            Self::deliver(conn, e, &mut self.events);
-        }
-        if (drained || conn.inner.is_drained()) && !conn.drained {
-            // The connection is forgotten when the caller takes this event, so that it can
-            // still ask (qs_conn_error, stats) about the events queued before it.
-            conn.drained = true;
-            let id = conn.id;
-            self.order.retain(|c| *c != ch);
-            self.events.push_back(QsEvent { kind: QS_EVENT_CONNECTION_DRAINED, conn: id, ..Default::default() });
         }
     }
 
-    /// Hands an event to the caller, through the connection's HTTP/3 layer when it has one.
-    fn deliver(conn: &mut Conn, e: QsEvent, events: &mut VecDeque<QsEvent>) {
-        let Some(h3) = conn.h3.as_mut() else {
-            events.push_back(e);
+    fn recv(&mut self, len: usize, segment: usize, from: SocketAddr, local: SocketAddr) {
+        self.touched.clear();
+        let seg = if segment == 0 { len } else { segment };
+        let mut rx = std::mem::take(&mut self.rx);
+        for chunk in rx[..len].chunks_mut(seg.max(1)) {
+            self.recv_one(chunk, from, local);
+        }
+        self.rx = rx;
+        let touched = std::mem::take(&mut self.touched);
+        for &id in &touched {
+            self.settle(id);
+        }
+        self.touched = touched;
+    }
+
+    fn recv_one(&mut self, buf: &mut [u8], from: SocketAddr, local: SocketAddr) {
+        let dgram_len = buf.len();
+        let Ok(hdr) = quiche::Header::from_slice(buf, CID_LEN) else {
+            self.stats.dropped += 1;
             return;
         };
-        if conn.error.is_some() && e.kind != QS_EVENT_CONNECTION_CLOSED && e.kind != QS_EVENT_HANDSHAKE_FAILED {
-            // Closed for a protocol error: stream events no longer matter.
-            if e.kind == QS_EVENT_CONNECTION_DRAINED {
-                events.push_back(e);
-            }
-            return;
-        }
-        if let Err(err) = h3.on_event(&mut conn.inner, &e, events) {
-            conn.fail_h3(err, events);
-        }
-    }
-
-    fn recv(&mut self, mut all: BytesMut, segment_size: usize, from: SocketAddr, local: Option<IpAddr>) {
-        let now = Instant::now();
-        let stride = if segment_size == 0 { all.len() } else { segment_size };
-        self.touched.clear();
-        while !all.is_empty() {
-            let dgram = all.split_to(stride.min(all.len()));
-            self.scratch.clear();
-            match self.endpoint.handle(now, from, local, None, dgram, &mut self.scratch) {
-                Some(DatagramEvent::ConnectionEvent(ch, ev)) => {
-                    if let Some(c) = self.conns.get_mut(&ch) {
-                        c.inner.handle_event(ev);
-                        if !self.touched.contains(&ch) {
-                            self.touched.push(ch);
-                        }
-                    }
-                }
-                Some(DatagramEvent::NewConnection(incoming)) => {
-                    if self.conns.len() >= self.max_connections {
-                        self.stats.refused += 1;
-                        let t = self.endpoint.refuse(incoming, &mut self.scratch);
-                        self.push_response(t);
-                    } else if self.retry && !incoming.remote_address_validated() {
-                        match self.endpoint.retry(incoming, &mut self.scratch) {
-                            Ok(t) => {
-                                self.stats.retries_sent += 1;
-                                self.push_response(t)
-                            }
-                            Err(e) => {
-                                self.stats.refused += 1;
-                                self.endpoint.ignore(e.into_incoming())
-                            }
-                        }
-                    } else {
-                        match self.endpoint.accept(incoming, now, &mut self.scratch, None) {
-                            Ok((ch, conn)) => {
-                                let id = self.add(ch, conn);
-                                self.events.push_back(QsEvent {
-                                    kind: QS_EVENT_CONNECTION_INCOMING,
-                                    conn: id,
-                                    ..Default::default()
-                                });
-                                self.touched.push(ch);
-                            }
-                            Err(e) => {
-                                if let Some(t) = e.response {
-                                    self.push_response(t);
-                                }
-                            }
-                        }
-                    }
-                }
-                Some(DatagramEvent::Response(t)) => self.push_response(t),
-                None => {}
-            }
-        }
-        for i in 0..self.touched.len() {
-            let ch = self.touched[i];
-            self.settle(ch);
+        let id = match self.cids.get(hdr.dcid.as_ref()) {
+            Some(&id) => id,
+            None => match self.admit(&hdr, dgram_len, from, local) {
+                Some(id) => id,
+                None => return,
+            },
+        };
+        let Some(c) = self.conns.get_mut(&id) else { return };
+        // Errors here are the peer's: quiche drops a bad packet or closes the connection itself.
+        let _ = c.q.recv(buf, quiche::RecvInfo { from, to: local });
+        if !self.touched.contains(&id) {
+            self.touched.push(id);
         }
     }
 
-    /// Puts the next transmit from any connection (or an endpoint response) in
-    /// `scratch` and describes it as (destination, segment size, length).
-    fn next_transmit(&mut self, now: Instant, max_segments: usize, room: usize) -> Option<(SocketAddr, usize, usize)> {
-        if let Some(stashed) = self.stash.take() {
-            std::mem::swap(&mut self.scratch, &mut self.stash_buf);
-            return Some(stashed);
+    /// A datagram for no known connection: a new client's Initial, or nothing.
+    fn admit(&mut self, hdr: &quiche::Header, dgram_len: usize, from: SocketAddr, local: SocketAddr) -> Option<u64> {
+        if !self.server || hdr.ty != quiche::Type::Initial {
+            self.stats.dropped += 1;
+            return None;
         }
-        if let Some((to, data)) = self.responses.pop_front() {
-            self.scratch.clear();
-            self.scratch.extend_from_slice(&data);
-            return Some((to, data.len(), data.len()));
-        }
-        for _ in 0..self.order.len() {
-            if self.cursor >= self.order.len() {
-                self.cursor = 0;
+        if !quiche::version_is_supported(hdr.version) {
+            let mut out = [0u8; 1350];
+            if let Ok(n) = quiche::negotiate_version(&hdr.scid, &hdr.dcid, &mut out) {
+                self.push_response(from, &out[..n]);
             }
-            let ch = self.order[self.cursor];
-            self.cursor += 1;
-            let conn = self.conns.get_mut(&ch).expect("order and conns agree");
-            let mtu = usize::from(conn.inner.current_mtu()).max(1);
-            let segments = max_segments.min(room / mtu).max(1);
-            self.scratch.clear();
-            if let Some(tx) = conn.inner.poll_transmit(now, segments, &mut self.scratch) {
-                // Keep draining the same connection while it has data: fewer switches, bigger batches.
-                self.cursor -= 1;
-                self.settle(ch);
-                return Some((tx.destination, tx.segment_size.unwrap_or(tx.size), tx.size));
-            }
+            return None;
         }
-        None
+        // RFC 9000 §14.1: a client's first datagram is at least 1200 bytes (amplification limit).
+        if dgram_len < quiche::MIN_CLIENT_INITIAL_LEN {
+            self.stats.dropped += 1;
+            return None;
+        }
+        let open = self.conns.len() - self.refusing;
+        let refuse = open >= self.max_connections;
+        if refuse && self.refusing >= MAX_REFUSING {
+            self.stats.refused += 1;
+            return None;
+        }
+        let (scid, odcid, mut cids) = match &self.retry {
+            Some(key) if !refuse => {
+                let token = hdr.token.as_deref().unwrap_or_default();
+                if token.is_empty() {
+                    let new_scid = new_cid();
+                    let token = key.mint(&from, &hdr.dcid);
+                    let mut out = [0u8; 1350];
+                    let new = quiche::ConnectionId::from_ref(&new_scid);
+                    if let Ok(n) = quiche::retry(&hdr.scid, &hdr.dcid, &new, &token, hdr.version, &mut out) {
+                        self.stats.retries_sent += 1;
+                        self.push_response(from, &out[..n]);
+                    }
+                    return None;
+                }
+                let Some(odcid) = key.validate(&from, token) else {
+                    self.stats.refused += 1; // forged, expired or for another address
+                    return None;
+                };
+                if hdr.dcid.len() != CID_LEN {
+                    self.stats.refused += 1;
+                    return None;
+                }
+                (hdr.dcid.to_vec(), Some(odcid), Vec::new())
+            }
+            _ => {
+                // Without Retry the client keeps its chosen DCID until it hears from us: route both.
+                (new_cid().to_vec(), None, vec![hdr.dcid.to_vec()])
+            }
+        };
+        let scid_ref = quiche::ConnectionId::from_ref(&scid);
+        let odcid_ref = odcid.as_deref().map(quiche::ConnectionId::from_ref);
+        let q = match quiche::accept(&scid_ref, odcid_ref.as_ref(), local, from, &mut self.config) {
+            Ok(q) => q,
+            Err(_) => {
+                self.stats.refused += 1;
+                return None;
+            }
+        };
+        cids.push(scid.clone());
+        let id = self.add(q, cids);
+        if refuse {
+            self.stats.refused += 1;
+            self.stats.connections -= 1;
+            self.refusing += 1;
+            let c = self.conns.get_mut(&id).expect("just added");
+            c.refusing = true;
+            let _ = c.q.close(false, 0x2, b"the server is at its connection limit");
+        } else {
+            self.events.push_back(QsEvent { kind: QS_EVENT_CONNECTION_INCOMING, conn: id, ..Default::default() });
+        }
+        Some(id)
     }
 
     /// Fills `buf` with one batch for one segmentation-offload send: consecutive
-    /// transmits to the same destination with the same segment size, every
-    /// datagram but the last full-sized, at most `max_segments` of them. The
-    /// engine hands out at most 10 datagrams per poll; joining polls lets one
-    /// system call carry up to 64.
-    fn poll_transmit(&mut self, buf: &mut [u8], max_segments: usize, t: &mut QsTransmit) -> bool {
+    /// datagrams of one connection to one destination, every one but the last
+    /// full-sized, at most `max_segments` of them, within the connection's send
+    /// quantum (what pacing lets out at once). The batch leaves at its first datagram's time.
+    fn poll_transmit(&mut self, buf: &mut [u8], max_segments: usize) -> Option<QsTransmit> {
+        if let Some((to, data)) = self.responses.pop_front() {
+            let n = data.len().min(buf.len());
+            buf[..n].copy_from_slice(&data[..n]);
+            let a = QsAddr::from_socket_addr(&to);
+            return Some(QsTransmit { to: a, from: QsAddr::from_socket_addr(&unspecified_like(&to)), len: n, segment_size: n, delay_ns: 0 });
+        }
         let now = Instant::now();
         let mut len = 0usize;
         let mut segment = 0usize;
-        let mut dest = None;
-        loop {
-            let used_segments = if segment == 0 { 0 } else { len / segment };
-            let budget = max_segments.saturating_sub(used_segments).max(1);
-            let Some((to, seg, n)) = self.next_transmit(now, budget, buf.len() - len) else { break };
-            if len == 0 {
-                if n > buf.len() {
-                    continue; // cannot happen with the documented buffer size; drop rather than overrun
-                }
-                buf[..n].copy_from_slice(&self.scratch[..n]);
-                len = n;
-                segment = seg;
-                dest = Some(to);
-            } else if dest == Some(to) && seg == segment && len + n <= buf.len() && (len + n).div_ceil(segment) <= max_segments {
-                buf[len..len + n].copy_from_slice(&self.scratch[..n]);
-                len += n;
-            } else {
-                // Keep it for the next batch, out of `scratch`, which receiving reuses meanwhile.
-                std::mem::swap(&mut self.scratch, &mut self.stash_buf);
-                self.stash = Some((to, seg, n));
-                break;
+        let mut dest: Option<(SocketAddr, SocketAddr, Instant, u64)> = None;
+        if let Some(s) = self.stash.take() {
+            buf[..s.len].copy_from_slice(&self.stash_buf[..s.len]);
+            len = s.len;
+            segment = s.len;
+            dest = Some((s.to, s.from, s.at, s.conn));
+        }
+        let mut tries = 0;
+        while tries < self.order.len() && len == 0 {
+            if self.cursor >= self.order.len() {
+                self.cursor = 0;
             }
-            // A short datagram ends a batch: only the last one may be smaller than the segment size.
-            if segment == 0 || len % segment != 0 || len / segment >= max_segments {
-                break;
+            let id = self.order[self.cursor];
+            tries += 1;
+            self.fill(id, buf, max_segments, &mut len, &mut segment, &mut dest);
+            if len == 0 {
+                self.cursor += 1;
             }
         }
-        let Some(to) = dest else { return false };
-        *t = QsTransmit { to: QsAddr::from_socket_addr(&to), len, segment_size: segment.min(len) };
-        true
+        if len > 0 && segment > 0 && len % segment == 0 && len / segment < max_segments {
+            // The batch started from the stash: the same connection may have more of the same size.
+            if let Some((_, _, _, id)) = dest {
+                self.fill(id, buf, max_segments, &mut len, &mut segment, &mut dest);
+            }
+        }
+        let touched = std::mem::take(&mut self.touched);
+        for &id in &touched {
+            self.settle(id);
+        }
+        self.touched = touched;
+        self.touched.clear();
+        let (to, from, at, _) = dest?;
+        if len == 0 {
+            return None;
+        }
+        Some(QsTransmit {
+            to: QsAddr::from_socket_addr(&to),
+            from: QsAddr::from_socket_addr(&from),
+            len,
+            segment_size: segment.min(len),
+            delay_ns: u64::try_from(at.saturating_duration_since(now).as_nanos()).unwrap_or(u64::MAX),
+        })
     }
 
-    fn timeout(&mut self) -> Option<Instant> {
-        self.conns.values_mut().filter_map(|c| c.inner.poll_timeout()).min()
+    /// Appends datagrams of connection `id` to the batch in `buf[..*len]`.
+    fn fill(
+        &mut self,
+        id: u64,
+        buf: &mut [u8],
+        max_segments: usize,
+        len: &mut usize,
+        segment: &mut usize,
+        dest: &mut Option<(SocketAddr, SocketAddr, Instant, u64)>,
+    ) {
+        let Some(c) = self.conns.get_mut(&id) else { return };
+        let quantum = c.q.send_quantum().max(1);
+        let max_dgram = c.q.max_send_udp_payload_size().max(1200);
+        loop {
+            // A short datagram ends a batch (only the last may be shorter: an ACK, a padded
+            // Initial, a tail), and so do the segment and pacing (send quantum) limits.
+            if *segment > 0 && (*segment < max_dgram || *len % *segment != 0 || *len / *segment >= max_segments || *len >= quantum) {
+                break;
+            }
+            let room = if *segment == 0 { max_dgram } else { *segment };
+            if *len + room > buf.len() {
+                break;
+            }
+            match c.q.send(&mut buf[*len..*len + room]) {
+                Ok((n, info)) => {
+                    if *len == 0 {
+                        *segment = n;
+                        *dest = Some((info.to, info.from, info.at, id));
+                        *len = n;
+                    } else if dest.is_some_and(|d| d.0 == info.to && d.3 == id) && n <= *segment {
+                        *len += n;
+                    } else {
+                        // Keep it for the next batch.
+                        self.stash_buf[..n].copy_from_slice(&buf[*len..*len + n]);
+                        self.stash = Some(Stash { conn: id, to: info.to, from: info.from, at: info.at, len: n });
+                        break;
+                    }
+                }
+                Err(quiche::Error::Done) => {
+                    if c.q.is_closed() && !c.drained && !self.touched.contains(&id) {
+                        self.touched.push(id);
+                    }
+                    break;
+                }
+                Err(_) => {
+                    if !self.touched.contains(&id) {
+                        self.touched.push(id);
+                    }
+                    break;
+                }
+            }
+        }
+    }
+
+    fn timeout(&self) -> Option<Instant> {
+        self.conns.values().filter_map(Conn::deadline).min()
     }
 
     fn on_timeout(&mut self) {
         let now = Instant::now();
-        self.touched.clear();
-        for (ch, c) in self.conns.iter_mut() {
-            if c.inner.poll_timeout().is_some_and(|t| t <= now) {
-                c.inner.handle_timeout(now);
-                self.touched.push(*ch);
+        let mut touched = std::mem::take(&mut self.touched);
+        touched.clear();
+        for (id, c) in self.conns.iter_mut() {
+            if c.deadline().is_some_and(|t| t <= now) {
+                c.on_timeout(now);
+                touched.push(*id);
             }
         }
-        for i in 0..self.touched.len() {
-            let ch = self.touched[i];
-            self.settle(ch);
+        for &id in &touched {
+            self.settle(id);
         }
+        touched.clear();
+        self.touched = touched;
     }
 }
 
@@ -555,9 +438,27 @@ pub extern "C" fn qs_endpoint_free(ep: *mut QsEndpoint) {
     }
 }
 
+/// Lends a buffer of at least `min_len` bytes to receive the next datagram (or
+/// GRO batch) into; pass its length to `qs_endpoint_recv` with a null `data`
+/// (or the same pointer) and the engine decrypts it in place, without a copy.
+/// Valid until the next call on this endpoint.
+#[no_mangle]
+pub extern "C" fn qs_endpoint_recv_buffer(ep: *mut QsEndpoint, min_len: usize, out_ptr: *mut *mut u8) -> i32 {
+    guard_status(|| {
+        with_endpoint(ep, |e| {
+            if e.rx.len() < min_len {
+                e.rx.resize(min_len, 0);
+            }
+            out(out_ptr, e.rx.as_mut_ptr(), "buffer pointer")?;
+            Ok(QS_OK)
+        })
+    })
+}
+
 /// Feeds received bytes from `from`. With `segment_size` > 0 the buffer holds
 /// several datagrams of that size (a GRO batch; the last may be shorter).
-/// `local` (nullable) is the address the datagram arrived on.
+/// `data` is either the buffer from `qs_endpoint_recv_buffer` (no copy) or any
+/// other buffer (copied). `local` (nullable) is the address the datagram arrived on.
 #[no_mangle]
 pub extern "C" fn qs_endpoint_recv(
     ep: *mut QsEndpoint,
@@ -568,41 +469,21 @@ pub extern "C" fn qs_endpoint_recv(
     local: *const QsAddr,
 ) -> i32 {
     guard_status(|| {
-        let data = slice(data, len, "datagram")?;
         let from = read_addr(from, "source address")?;
-        let local = if local.is_null() { None } else { Some(read_addr(local, "local address")?.ip()) };
+        let local = if local.is_null() { unspecified_like(&from) } else { read_addr(local, "local address")? };
         with_endpoint(ep, |e| {
-            if data.is_empty() {
+            if len == 0 {
                 return Ok(QS_OK);
             }
-            // Data read into the buffer from qs_endpoint_recv_buffer is taken without a copy;
-            // each datagram is then split off the batch without copying either.
-            let batch = if e.rx.capacity() - e.rx.len() >= data.len() && e.rx.spare_capacity_mut().as_ptr() as *const u8 == data.as_ptr() {
-                // SAFETY: the caller wrote `len` initialised bytes at the start of the spare capacity.
-                unsafe { e.rx.set_len(data.len()) };
-                e.rx.split()
-            } else {
-                BytesMut::from(data)
-            };
-            e.recv(batch, segment_size, from, local);
-            Ok(QS_OK)
-        })
-    })
-}
-
-/// Lends a buffer of at least `min_len` bytes to receive the next datagram (or
-/// GRO batch) into; passing it to `qs_endpoint_recv` then avoids a copy. Valid
-/// until the next call on this endpoint.
-#[no_mangle]
-pub extern "C" fn qs_endpoint_recv_buffer(ep: *mut QsEndpoint, min_len: usize, out_ptr: *mut *mut u8) -> i32 {
-    guard_status(|| {
-        with_endpoint(ep, |e| {
-            // Reserve in large slabs: small datagrams (ACKs) then share one allocation
-            // instead of costing a fresh buffer each.
-            if e.rx.capacity() - e.rx.len() < min_len {
-                e.rx.reserve(min_len.max(1 << 20));
+            let lent = !data.is_null() && data == e.rx.as_ptr() && len <= e.rx.len();
+            if !lent {
+                let bytes = slice(data, len, "datagram")?;
+                if e.rx.len() < len {
+                    e.rx.resize(len, 0);
+                }
+                e.rx[..len].copy_from_slice(bytes);
             }
-            out(out_ptr, e.rx.spare_capacity_mut().as_mut_ptr() as *mut u8, "buffer pointer")?;
+            e.recv(len, segment_size, from, local);
             Ok(QS_OK)
         })
     })
@@ -610,8 +491,8 @@ pub extern "C" fn qs_endpoint_recv_buffer(ep: *mut QsEndpoint, min_len: usize, o
 
 /// Writes the next datagram(s) to send into `buf` (at most `max_segments` of
 /// them, to one destination, as one GSO batch: all `segment_size` long but the
-/// last) and describes them in `out`. Returns QS_OK, or QS_DONE when there is
-/// nothing to send now. `cap` of 65000 suits a GSO send of up to 44 datagrams.
+/// last) and describes them in `out`, with the time they should leave. Returns
+/// QS_OK, or QS_DONE when there is nothing to send now.
 #[no_mangle]
 pub extern "C" fn qs_endpoint_poll_transmit(
     ep: *mut QsEndpoint,
@@ -622,20 +503,18 @@ pub extern "C" fn qs_endpoint_poll_transmit(
 ) -> i32 {
     guard_status(|| {
         let buf = slice_mut(buf, cap, "transmit buffer")?;
-        if buf.len() < 1200 {
+        if buf.len() < 1500 {
             return Err(QsError::arg(format!("transmit buffer of {} bytes is too small; give at least 65536", buf.len())));
         }
         if out_tx.is_null() {
             return Err(QsError::arg("transmit descriptor (out parameter) is null"));
         }
-        with_endpoint(ep, |e| {
-            let mut t = QsTransmit::default();
-            if e.poll_transmit(buf, max_segments.max(1), &mut t) {
+        with_endpoint(ep, |e| match e.poll_transmit(buf, max_segments.max(1)) {
+            Some(t) => {
                 out(out_tx, t, "transmit descriptor")?;
                 Ok(QS_OK)
-            } else {
-                Ok(QS_DONE)
             }
+            None => Ok(QS_DONE),
         })
     })
 }
@@ -671,9 +550,7 @@ pub extern "C" fn qs_endpoint_poll_event(ep: *mut QsEndpoint, out_event: *mut Qs
         with_endpoint(ep, |e| match e.events.pop_front() {
             Some(ev) => {
                 if ev.kind == QS_EVENT_CONNECTION_DRAINED {
-                    if let Some(ch) = e.ids.remove(&ev.conn) {
-                        e.conns.remove(&ch);
-                    }
+                    e.forget(ev.conn);
                 }
                 out(out_event, ev, "event")?;
                 Ok(QS_OK)
@@ -696,16 +573,24 @@ pub extern "C" fn qs_endpoint_connect(
     guard_status(|| {
         let to = read_addr(to, "server address")?;
         let name = utf8(server_name, server_name_len, "server name")?;
+        if name.is_empty() {
+            return Err(QsError::arg("server name is empty: give the DNS name or IP address the server's certificate covers"));
+        }
         with_endpoint(ep, |e| {
-            let cc = e.client.clone().ok_or_else(|| {
+            let trust = e.trust.clone().ok_or_else(|| {
                 QsError::state("this endpoint was created as a server; create a client endpoint to connect")
             })?;
-            let (ch, conn) = e
-                .endpoint
-                .connect(Instant::now(), cc, to, name)
+            let scid = new_cid();
+            let local = unspecified_like(&to);
+            // An IP literal is no SNI host name (RFC 6066 §3); it is still checked against the IP SANs.
+            let sni = name.parse::<IpAddr>().is_err().then_some(name);
+            let q = quiche::connect(sni, &quiche::ConnectionId::from_ref(&scid), local, to, &mut e.config)
                 .map_err(|err| QsError::new(QS_ERR_CONNECT, format!("cannot connect to {to} as '{name}': {err}")))?;
-            let id = e.add(ch, conn);
-            e.settle(ch);
+            let id = e.add(q, vec![scid.to_vec()]);
+            if let Some(c) = e.conns.get_mut(&id) {
+                c.verify = Some((name.to_string(), trust));
+            }
+            e.settle(id);
             out(out_conn, id, "connection id")?;
             Ok(QS_OK)
         })
@@ -716,16 +601,14 @@ pub extern "C" fn qs_endpoint_connect(
 #[no_mangle]
 pub extern "C" fn qs_endpoint_close_all(ep: *mut QsEndpoint, code: u64, reason: *const u8, reason_len: usize) -> i32 {
     guard_status(|| {
-        let reason = bytes::Bytes::copy_from_slice(slice(reason, reason_len, "reason")?);
-        let code = quinn_proto::VarInt::from_u64(code).map_err(|_| QsError::arg("error code must be below 2^62"))?;
+        let reason = slice(reason, reason_len, "reason")?.to_vec();
         with_endpoint(ep, |e| {
-            let now = Instant::now();
-            let handles: Vec<_> = e.conns.keys().copied().collect();
-            for ch in handles {
-                if let Some(c) = e.conns.get_mut(&ch) {
-                    c.inner.close(now, code, reason.clone());
+            let ids: Vec<u64> = e.conns.keys().copied().collect();
+            for id in ids {
+                if let Some(c) = e.conns.get_mut(&id) {
+                    let _ = c.q.close(true, code, &reason);
                 }
-                e.settle(ch);
+                e.settle(id);
             }
             Ok(QS_OK)
         })
@@ -738,7 +621,7 @@ pub extern "C" fn qs_endpoint_stats(ep: *mut QsEndpoint, out_stats: *mut QsEndpo
     guard_status(|| {
         with_endpoint(ep, |e| {
             let mut s = e.stats;
-            s.open = e.conns.len() as u64;
+            s.open = (e.conns.len() - e.refusing) as u64;
             out(out_stats, s, "stats")?;
             Ok(QS_OK)
         })
@@ -748,9 +631,5 @@ pub extern "C" fn qs_endpoint_stats(ep: *mut QsEndpoint, out_stats: *mut QsEndpo
 /// Returns how many connections the endpoint holds (including closing ones).
 #[no_mangle]
 pub extern "C" fn qs_endpoint_connection_count(ep: *mut QsEndpoint) -> i64 {
-    guard(|| with_endpoint(ep, |e| Ok(e.conns.len() as i64)))
-}
-
-pub(crate) fn stream_id(id: u64) -> StreamId {
-    StreamId(id)
+    guard(|| with_endpoint(ep, |e| Ok((e.conns.len() - e.refusing) as i64)))
 }

@@ -1,5 +1,5 @@
-//! quicsend_native: a flat C ABI over a sans-IO QUIC engine (quinn-proto with
-//! rustls on ring) for the QuicSend .NET library.
+//! quicsend_native: a flat, sans-IO C ABI over Cloudflare quiche (QUIC, HTTP/3,
+//! BBRv2) for the QuicSend .NET library.
 //!
 //! Rules every export follows: opaque handles, blittable structs, integer
 //! status codes (negative = error) with a per-thread message from
@@ -7,19 +7,23 @@
 //! object handed out. The caller serialises calls on one endpoint.
 
 pub mod addr;
+mod boring;
 pub mod config;
+mod conn;
 pub mod connection;
 pub mod endpoint;
 pub mod error;
-pub mod h3;
+pub mod events;
 pub mod h3api;
 pub mod live;
+mod memfile;
+mod retry;
 pub mod stream;
-pub mod verify;
+pub mod trust;
 
 /// Copies the library's version and engine description into `buf`; returns the full length.
 #[no_mangle]
 pub extern "C" fn qs_version(buf: *mut u8, cap: usize) -> i64 {
-    let text = concat!("quicsend_native ", env!("CARGO_PKG_VERSION"));
+    let text = concat!("quicsend_native ", env!("CARGO_PKG_VERSION"), " (quiche 0.26.1, BoringSSL)");
     std::panic::catch_unwind(|| error::copy_text(text, buf, cap)).unwrap_or(0)
 }

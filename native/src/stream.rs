@@ -1,18 +1,24 @@
-//! Per-stream calls: open, write, read, finish, reset, stop.
+//! Raw QUIC stream calls: open, write, read, finish, reset, stop.
 
-use quinn_proto::{Dir, FinishError, ReadError, ReadableError, VarInt, WriteError};
-
-use crate::endpoint::{stream_id, with_endpoint, QsEndpoint};
-use crate::error::{
-    guard, guard_status, out, slice, slice_mut, QsError, QsResult, QS_BLOCKED, QS_DONE, QS_ERR_STREAM_RESET, QS_OK,
-};
-
-fn code(v: u64) -> QsResult<VarInt> {
-    VarInt::from_u64(v).map_err(|_| QsError::arg("error code must be below 2^62"))
-}
+use crate::endpoint::{with_endpoint, QsEndpoint};
+use crate::error::{guard, guard_status, out, slice, slice_mut, QsError, QsResult, QS_BLOCKED, QS_DONE, QS_ERR_STREAM_RESET, QS_OK};
 
 fn closed(conn: u64, stream: u64) -> QsError {
     QsError::state(format!("stream {stream} on connection {conn} is closed, finished or was never opened"))
+}
+
+fn check_code(v: u64) -> QsResult<u64> {
+    if v >= 1 << 62 {
+        return Err(QsError::arg("error code must be below 2^62"));
+    }
+    Ok(v)
+}
+
+fn write_code(out_code: *mut u64, code: u64) -> QsResult<()> {
+    if !out_code.is_null() {
+        out(out_code, code, "code")?;
+    }
+    Ok(())
 }
 
 /// Opens a stream (bidirectional unless `unidirectional`) and writes its id.
@@ -21,11 +27,28 @@ fn closed(conn: u64, stream: u64) -> QsError {
 pub extern "C" fn qs_stream_open(ep: *mut QsEndpoint, conn: u64, unidirectional: bool, out_stream: *mut u64) -> i32 {
     guard_status(|| {
         with_endpoint(ep, |e| {
-            let (ch, c) = e.conn(conn)?;
-            let dir = if unidirectional { Dir::Uni } else { Dir::Bi };
-            let Some(sid) = c.inner.streams().open(dir) else { return Ok(QS_BLOCKED) };
-            e.settle(ch);
-            out(out_stream, sid.0, "stream id")?;
+            let c = e.conn(conn)?;
+            if !c.connected || c.closed {
+                return Err(QsError::new(crate::error::QS_ERR_CONNECTION_CLOSED, format!("connection {conn} is not open")));
+            }
+            let dir = usize::from(unidirectional);
+            let left = if unidirectional { c.q.peer_streams_left_uni() } else { c.q.peer_streams_left_bidi() };
+            if left == 0 {
+                c.want_streams[dir] = true;
+                return Ok(QS_BLOCKED);
+            }
+            let sid = c.next_local_stream(unidirectional);
+            // A zero-length write creates the stream's state without sending anything.
+            match c.q.stream_send(sid, b"", false) {
+                Ok(_) => {}
+                Err(quiche::Error::StreamLimit) => {
+                    c.want_streams[dir] = true;
+                    return Ok(QS_BLOCKED);
+                }
+                Err(err) => return Err(QsError::state(format!("opening a stream failed: {err}"))),
+            }
+            c.commit_local_stream(unidirectional);
+            out(out_stream, sid, "stream id")?;
             Ok(QS_OK)
         })
     })
@@ -48,37 +71,32 @@ pub extern "C" fn qs_stream_write(
     guard(|| {
         let data = slice(data, len, "data")?;
         with_endpoint(ep, |e| {
-            let (ch, c) = e.conn(conn)?;
-            let mut s = c.inner.send_stream(stream_id(stream));
-            let n = if data.is_empty() {
-                0
-            } else {
-                match s.write(data) {
-                    Ok(n) => n,
-                    Err(WriteError::Blocked) => return Ok(QS_BLOCKED as i64),
-                    Err(WriteError::Stopped(v)) => {
-                        if !out_code.is_null() {
-                            out(out_code, v.into_inner(), "code")?;
-                        }
-                        return Ok(QS_ERR_STREAM_RESET as i64);
+            let c = e.conn(conn)?;
+            let r = match c.q.stream_send(stream, data, fin) {
+                Ok(n) => {
+                    if n < data.len() {
+                        c.blocked.insert(stream);
+                    } else if fin {
+                        c.finishing.insert(stream);
                     }
-                    Err(WriteError::ClosedStream) => return Err(closed(conn, stream)),
+                    if n == 0 && !data.is_empty() {
+                        QS_BLOCKED as i64
+                    } else {
+                        n as i64
+                    }
                 }
+                Err(quiche::Error::Done) => {
+                    c.blocked.insert(stream);
+                    QS_BLOCKED as i64
+                }
+                Err(quiche::Error::StreamStopped(code)) => {
+                    write_code(out_code, code)?;
+                    QS_ERR_STREAM_RESET as i64
+                }
+                Err(_) => return Err(closed(conn, stream)),
             };
-            if fin && n == data.len() {
-                match s.finish() {
-                    Ok(()) => {}
-                    Err(FinishError::Stopped(v)) => {
-                        if !out_code.is_null() {
-                            out(out_code, v.into_inner(), "code")?;
-                        }
-                        return Ok(QS_ERR_STREAM_RESET as i64);
-                    }
-                    Err(FinishError::ClosedStream) => return Err(closed(conn, stream)),
-                }
-            }
-            e.settle(ch);
-            Ok(n as i64)
+            e.settle(conn);
+            Ok(r)
         })
     })
 }
@@ -104,47 +122,33 @@ pub extern "C" fn qs_stream_read(
             return Err(QsError::arg("fin flag (out parameter) is null"));
         }
         with_endpoint(ep, |e| {
-            let (ch, c) = e.conn(conn)?;
-            let mut rs = c.inner.recv_stream(stream_id(stream));
-            let mut chunks = match rs.read(true) {
-                Ok(ch) => ch,
-                Err(ReadableError::ClosedStream) => return Err(closed(conn, stream)),
-                Err(ReadableError::IllegalOrderedRead) => return Err(QsError::state("unordered read")),
+            let c = e.conn(conn)?;
+            let r = match c.q.stream_recv(stream, buf) {
+                Ok((n, fin)) => {
+                    out(out_fin, u8::from(fin), "fin flag")?;
+                    if fin {
+                        c.readable_pending.remove(&stream);
+                    }
+                    n as i64
+                }
+                Err(quiche::Error::Done) => {
+                    out(out_fin, 0, "fin flag")?;
+                    c.readable_pending.remove(&stream);
+                    QS_DONE as i64
+                }
+                Err(quiche::Error::StreamReset(code)) => {
+                    c.readable_pending.remove(&stream);
+                    write_code(out_code, code)?;
+                    QS_ERR_STREAM_RESET as i64
+                }
+                Err(_) => {
+                    c.readable_pending.remove(&stream);
+                    return Err(closed(conn, stream));
+                }
             };
-            let mut n = 0usize;
-            let mut fin = false;
-            let mut reset = None;
-            while n < buf.len() {
-                match chunks.next(buf.len() - n) {
-                    Ok(Some(chunk)) => {
-                        buf[n..n + chunk.bytes.len()].copy_from_slice(&chunk.bytes);
-                        n += chunk.bytes.len();
-                    }
-                    Ok(None) => {
-                        fin = true;
-                        break;
-                    }
-                    Err(ReadError::Blocked) => break,
-                    Err(ReadError::Reset(v)) => {
-                        reset = Some(v);
-                        break;
-                    }
-                }
-            }
-            // Finalizing may queue a flow-control update; the caller flushes transmits after reads.
-            let _ = chunks.finalize();
-            e.settle(ch);
-            if let Some(v) = reset {
-                if !out_code.is_null() {
-                    out(out_code, v.into_inner(), "code")?;
-                }
-                return Ok(QS_ERR_STREAM_RESET as i64);
-            }
-            out(out_fin, u8::from(fin), "fin flag")?;
-            if n == 0 && !fin {
-                return Ok(QS_DONE as i64);
-            }
-            Ok(n as i64)
+            // Reading may open flow-control credit; settling also reports what else changed.
+            e.settle(conn);
+            Ok(r)
         })
     })
 }
@@ -154,14 +158,17 @@ pub extern "C" fn qs_stream_read(
 pub extern "C" fn qs_stream_finish(ep: *mut QsEndpoint, conn: u64, stream: u64) -> i32 {
     guard_status(|| {
         with_endpoint(ep, |e| {
-            let (ch, c) = e.conn(conn)?;
-            match c.inner.send_stream(stream_id(stream)).finish() {
-                Ok(()) => {}
-                Err(FinishError::Stopped(_)) => return Ok(QS_ERR_STREAM_RESET),
-                Err(FinishError::ClosedStream) => return Err(closed(conn, stream)),
-            }
-            e.settle(ch);
-            Ok(QS_OK)
+            let c = e.conn(conn)?;
+            let r = match c.q.stream_send(stream, b"", true) {
+                Ok(_) => {
+                    c.finishing.insert(stream);
+                    QS_OK
+                }
+                Err(quiche::Error::StreamStopped(_)) => QS_ERR_STREAM_RESET,
+                Err(_) => return Err(closed(conn, stream)),
+            };
+            e.settle(conn);
+            Ok(r)
         })
     })
 }
@@ -170,11 +177,16 @@ pub extern "C" fn qs_stream_finish(ep: *mut QsEndpoint, conn: u64, stream: u64) 
 #[no_mangle]
 pub extern "C" fn qs_stream_reset(ep: *mut QsEndpoint, conn: u64, stream: u64, error_code: u64) -> i32 {
     guard_status(|| {
-        let v = code(error_code)?;
+        let v = check_code(error_code)?;
         with_endpoint(ep, |e| {
-            let (ch, c) = e.conn(conn)?;
-            c.inner.send_stream(stream_id(stream)).reset(v).map_err(|_| closed(conn, stream))?;
-            e.settle(ch);
+            let c = e.conn(conn)?;
+            match c.q.stream_shutdown(stream, quiche::Shutdown::Write, v) {
+                Ok(()) | Err(quiche::Error::Done) => {}
+                Err(_) => return Err(closed(conn, stream)),
+            }
+            c.blocked.remove(&stream);
+            c.finishing.remove(&stream);
+            e.settle(conn);
             Ok(QS_OK)
         })
     })
@@ -184,11 +196,15 @@ pub extern "C" fn qs_stream_reset(ep: *mut QsEndpoint, conn: u64, stream: u64, e
 #[no_mangle]
 pub extern "C" fn qs_stream_stop(ep: *mut QsEndpoint, conn: u64, stream: u64, error_code: u64) -> i32 {
     guard_status(|| {
-        let v = code(error_code)?;
+        let v = check_code(error_code)?;
         with_endpoint(ep, |e| {
-            let (ch, c) = e.conn(conn)?;
-            c.inner.recv_stream(stream_id(stream)).stop(v).map_err(|_| closed(conn, stream))?;
-            e.settle(ch);
+            let c = e.conn(conn)?;
+            match c.q.stream_shutdown(stream, quiche::Shutdown::Read, v) {
+                Ok(()) | Err(quiche::Error::Done) => {}
+                Err(_) => return Err(closed(conn, stream)),
+            }
+            c.readable_pending.remove(&stream);
+            e.settle(conn);
             Ok(QS_OK)
         })
     })

@@ -35,13 +35,16 @@ internal static unsafe partial class NativeMethods
     internal static partial int qs_config_set_max_streams(QsConfigHandle cfg, ulong bidi, ulong uni);
 
     [LibraryImport(Library, EntryPoint = "qs_config_set_windows")]
-    internal static partial int qs_config_set_windows(QsConfigHandle cfg, ulong streamReceive, ulong connectionReceive, ulong send);
+    internal static partial int qs_config_set_windows(QsConfigHandle cfg, ulong streamReceive, ulong connectionReceive);
 
     [LibraryImport(Library, EntryPoint = "qs_config_set_congestion")]
     internal static partial int qs_config_set_congestion(QsConfigHandle cfg, uint algorithm);
 
-    [LibraryImport(Library, EntryPoint = "qs_config_set_mtu")]
-    internal static partial int qs_config_set_mtu(QsConfigHandle cfg, ushort initial, ushort max);
+    [LibraryImport(Library, EntryPoint = "qs_config_set_pacing")]
+    internal static partial int qs_config_set_pacing(QsConfigHandle cfg, [MarshalAs(UnmanagedType.U1)] bool enabled);
+
+    [LibraryImport(Library, EntryPoint = "qs_config_set_max_udp_payload")]
+    internal static partial int qs_config_set_max_udp_payload(QsConfigHandle cfg, ushort max);
 
     [LibraryImport(Library, EntryPoint = "qs_config_set_retry")]
     internal static partial int qs_config_set_retry(QsConfigHandle cfg, [MarshalAs(UnmanagedType.U1)] bool enabled);

@@ -30,8 +30,10 @@ internal struct QsEvent
 internal struct QsTransmit
 {
     public QsAddr To;
+    public QsAddr From;
     public nuint Len;
     public nuint SegmentSize;
+    public ulong DelayNs;
 }
 
 [StructLayout(LayoutKind.Sequential)]
@@ -41,6 +43,7 @@ internal struct QsEndpointStats
     public ulong RetriesSent;
     public ulong Refused;
     public ulong Open;
+    public ulong Dropped;
 }
 
 [StructLayout(LayoutKind.Sequential)]
@@ -58,6 +61,7 @@ internal struct QsStats
     public ulong UdpRxDatagrams;
     public uint Mtu;
     public uint HandshakeDone;
+    public ulong DeliveryRate;
 }
 
 internal static class QsConst
@@ -76,9 +80,9 @@ internal static class QsConst
     public const int QS_AF_INET = 4;
     public const int QS_AF_INET6 = 6;
 
-    public const int QS_CC_BBR = 0;
+    public const int QS_CC_BBR2 = 0;
     public const int QS_CC_CUBIC = 1;
-    public const int QS_CC_NEW_RENO = 2;
+    public const int QS_CC_RENO = 2;
 
     public const int QS_EVENT_CONNECTION_INCOMING = 1;
     public const int QS_EVENT_CONNECTED = 2;
@@ -100,8 +104,19 @@ internal static class QsConst
     public const int QS_CLOSE_LOCAL = 2;
     public const int QS_CLOSE_APPLICATION = 3;
     public const int QS_CLOSE_TRANSPORT = 4;
-    public const int QS_CLOSE_RESET = 5;
-    public const int QS_CLOSE_VERSION_MISMATCH = 6;
-    public const int QS_CLOSE_OTHER = 7;
     public const int QS_CLOSE_H3_PROTOCOL = 8;
+
+    // Why a handshake failed (QS_EVENT_HANDSHAKE_FAILED's detail).
+    public const int QS_TLS_UNKNOWN_ISSUER = 1;
+    public const int QS_TLS_NAME_MISMATCH = 2;
+    public const int QS_PIN_MISMATCH = 3;
+    public const int QS_TLS_EXPIRED = 4;
+    public const int QS_TLS_BAD_CERTIFICATE = 5;
+    public const int QS_TLS_CERTIFICATE_REJECTED = 6;
+    public const int QS_TLS_CERTIFICATE_REQUIRED = 7;
+    public const int QS_TLS_NO_APPLICATION_PROTOCOL = 8;
+    public const int QS_TLS_OTHER = 9;
+    public const int QS_REFUSED = 10;
+    public const int QS_TIMED_OUT = 11;
+    public const int QS_HANDSHAKE_OTHER = 12;
 }

@@ -15,10 +15,11 @@ internal static unsafe class EndpointConfig
         {
             Check(NativeMethods.qs_config_set_timeouts(cfg, Ms(o.IdleTimeout), Ms(o.KeepAliveInterval)), "idle timeout");
             Check(NativeMethods.qs_config_set_max_streams(cfg, (ulong)o.MaxBidirectionalStreams, (ulong)o.MaxUnidirectionalStreams), "stream limits");
-            Check(NativeMethods.qs_config_set_windows(cfg, (ulong)o.StreamReceiveWindow, (ulong)o.ConnectionReceiveWindow, (ulong)o.SendWindow), "flow-control windows");
+            Check(NativeMethods.qs_config_set_windows(cfg, (ulong)o.StreamReceiveWindow, (ulong)o.ConnectionReceiveWindow), "flow-control windows");
             Check(NativeMethods.qs_config_set_congestion(cfg, (uint)o.CongestionControl), "congestion control");
             var max = (ushort)Math.Clamp(o.MaxUdpPayloadSize, 1200, 65527);
-            Check(NativeMethods.qs_config_set_mtu(cfg, 1200, max), "MTU");
+            Check(NativeMethods.qs_config_set_max_udp_payload(cfg, max), "maximum UDP payload");
+            Check(NativeMethods.qs_config_set_pacing(cfg, o.Pacing), "pacing");
             if (o.AlpnProtocols.Count > 0)
             {
                 var wire = new List<byte>();

@@ -33,6 +33,11 @@ internal sealed unsafe class EndpointDriver : IDisposable
     private long _wakeAt = long.MaxValue; // Stopwatch timestamp the thread sleeps until
     private bool _moreToSend;
     private bool _released;
+    // Pacing: a batch the engine wants sent later stays in _tx until its time (Stopwatch ticks).
+    private bool _held;
+    private QsTransmit _heldTx;
+    private long _heldUntil;
+    private const long PacingSlackNs = 50_000; // sending this much early costs nothing measurable
 
     public DatagramSocket Socket => _socket;
 
@@ -65,8 +70,13 @@ internal sealed unsafe class EndpointDriver : IDisposable
                 lock (Lock)
                 {
                     timeout = _moreToSend ? 0 : NativeMethods.qs_endpoint_timeout(Ep);
+                    if (_held)
+                    {
+                        long untilSend = TicksToNs(_heldUntil - Stopwatch.GetTimestamp());
+                        timeout = timeout < 0 ? Math.Max(0, untilSend) : Math.Min(timeout, Math.Max(0, untilSend));
+                    }
                     _sleeping = timeout != 0;
-                    _wakeAt = timeout < 0 ? long.MaxValue : Stopwatch.GetTimestamp() + timeout * Stopwatch.Frequency / 1_000_000_000;
+                    _wakeAt = timeout < 0 ? long.MaxValue : Stopwatch.GetTimestamp() + NsToTicks(timeout);
                 }
                 if (timeout != 0) _socket.Wait(timeout);
                 lock (Lock)
@@ -104,11 +114,18 @@ internal sealed unsafe class EndpointDriver : IDisposable
         }
     }
 
-    /// <summary>Sends what the engine has, up to a batch; remembers whether more is waiting.</summary>
+    /// <summary>Sends what the engine has, up to a batch; remembers whether more is waiting.
+    /// A batch paced for later is held (no thread hop, no spinning): the driver sleeps until its time.</summary>
     private void Flush()
     {
         QsTransmit t;
         int max = _socket.MaxSegments;
+        if (_held)
+        {
+            if (Stopwatch.GetTimestamp() < _heldUntil) { _moreToSend = false; return; }
+            _held = false;
+            _socket.Send(new ReadOnlySpan<byte>(_tx, (int)_heldTx.Len), _heldTx.To, (int)_heldTx.SegmentSize);
+        }
         for (int i = 0; i < TransmitBatch; i++)
         {
             int rc = NativeMethods.qs_endpoint_poll_transmit(Ep, _tx, TransmitCapacity, (nuint)max, &t);
@@ -118,10 +135,23 @@ internal sealed unsafe class EndpointDriver : IDisposable
                 if (rc != QsConst.QS_DONE) throw NativeErrors.ToException(rc, "Preparing datagrams to send"); // a bug in the shim: surface it
                 return;
             }
+            if (t.DelayNs > PacingSlackNs)
+            {
+                _held = true;
+                _heldTx = t;
+                _heldUntil = Stopwatch.GetTimestamp() + NsToTicks((long)Math.Min(t.DelayNs, (ulong)long.MaxValue));
+                _moreToSend = false;
+                return;
+            }
             _socket.Send(new ReadOnlySpan<byte>(_tx, (int)t.Len), t.To, (int)t.SegmentSize);
         }
         _moreToSend = true;
     }
+
+    // 128-bit intermediates: ns * Frequency overflows a long beyond ~9.2 s (the idle timeout is 30 s).
+    internal static long NsToTicks(long ns) => (long)((Int128)ns * Stopwatch.Frequency / 1_000_000_000);
+
+    internal static long TicksToNs(long ticks) => (long)((Int128)ticks * 1_000_000_000 / Stopwatch.Frequency);
 
     private void DispatchEvents()
     {
@@ -159,7 +189,7 @@ internal sealed unsafe class EndpointDriver : IDisposable
             return;
         }
         long t = NativeMethods.qs_endpoint_timeout(Ep);
-        if (t >= 0 && Stopwatch.GetTimestamp() + t * Stopwatch.Frequency / 1_000_000_000 < _wakeAt) _socket.Wake();
+        if (t >= 0 && Stopwatch.GetTimestamp() + NsToTicks(t) < _wakeAt) _socket.Wake();
     }
 
     public void ThrowIfStopped()

@@ -209,7 +209,7 @@ public sealed class QuicConnection : IAsyncDisposable
                 _connected.TrySetResult();
                 break;
             case QsConst.QS_EVENT_HANDSHAKE_FAILED:
-                Fail(HandshakeError(ReadError()));
+                Fail(HandshakeError(ev.Detail, ReadError()));
                 break;
             case QsConst.QS_EVENT_CONNECTION_CLOSED:
                 Fail(ClosedError(ev, ReadError()));
@@ -288,19 +288,24 @@ public sealed class QuicConnection : IAsyncDisposable
         return n <= 0 ? "no reason given" : Encoding.UTF8.GetString(buf[..(int)Math.Min(n, buf.Length)]);
     }
 
-    private QuicException HandshakeError(string reason)
+    private QuicException HandshakeError(uint why, string reason)
     {
         var who = RemoteEndPoint is null ? "the client" : $"{RemoteEndPoint} ('{ServerName}')";
-        var hint = reason.Contains("UnknownIssuer", StringComparison.Ordinal)
-            ? " The server's certificate is not signed by any root this client trusts: add the CA that signed it to TrustedRootPaths."
-            : reason.Contains("NotValidForName", StringComparison.Ordinal)
-                ? " The server's certificate does not cover the server name asked for: connect with a name (or IP) listed in the certificate."
-                : reason.Contains("refused to accept a new connection", StringComparison.Ordinal) || reason.Contains("CONNECTION_REFUSED", StringComparison.Ordinal)
-                    ? " The server refused the connection: it is at its connection limit (MaxConnections). Try again later or raise the limit."
-                : reason.Contains("timed out", StringComparison.Ordinal)
-                    ? " Nothing answered: check that the server runs and that UDP reaches its port."
-                    : "";
-        return new QuicException(QuicError.HandshakeFailed, $"The TLS handshake with {who} failed: {reason}.{hint}");
+        // The shim classifies every failure into a stable code; the hint is ours, the reason the engine's detail.
+        var hint = why switch
+        {
+            QsConst.QS_TLS_UNKNOWN_ISSUER => " The server's certificate is not signed by any root this client trusts: add the CA that signed it to TrustedRootPaths.",
+            QsConst.QS_TLS_NAME_MISMATCH => " The server's certificate does not cover the server name asked for: connect with a name (or IP) listed in the certificate.",
+            QsConst.QS_PIN_MISMATCH => " The server's certificate matches none of the pins: check PinnedServerCertificatePaths / PinnedPublicKeySha256 against the server's current certificate.",
+            QsConst.QS_TLS_EXPIRED => " A certificate has expired or is not valid yet: renew it, or check this machine's clock.",
+            QsConst.QS_TLS_CERTIFICATE_REJECTED => " The peer did not accept this side's certificate: it is not signed by a root the peer trusts (mutual TLS: ClientCertificateRootPaths on the server).",
+            QsConst.QS_TLS_CERTIFICATE_REQUIRED => " The server requires a client certificate: set ClientCertificatePath and ClientKeyPath.",
+            QsConst.QS_TLS_NO_APPLICATION_PROTOCOL => " Client and server offer no common application protocol (ALPN): check AlpnProtocols on both sides.",
+            QsConst.QS_REFUSED => " The server refused the connection: it is at its connection limit (MaxConnections). Try again later or raise the limit.",
+            QsConst.QS_TIMED_OUT => " Nothing answered: check that the server runs and that UDP reaches its port.",
+            _ => "",
+        };
+        return new QuicException(QuicError.HandshakeFailed, $"The TLS handshake with {who} failed: {reason}.{hint}") { HandshakeFailure = (HandshakeFailure)why };
     }
 
     private static QuicException ClosedError(in QsEvent ev, string reason) => ev.Detail switch

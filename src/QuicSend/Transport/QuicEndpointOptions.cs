@@ -2,12 +2,15 @@ using System.Net;
 
 namespace QuicSend.Transport;
 
-/// <summary>Congestion controllers the engine offers.</summary>
+/// <summary>Congestion controllers the engine (quiche) offers.</summary>
 public enum CongestionControl
 {
-    Bbr = 0,
+    /// <summary>BBRv2 (quiche's Bbr2Gcongestion): the default; fills long, lossy paths.</summary>
+    Bbr2 = 0,
+    /// <summary>CUBIC (RFC 9438): loss-based; collapses on lossy long paths.</summary>
     Cubic = 1,
-    NewReno = 2,
+    /// <summary>Reno (RFC 9002's NewReno): loss-based.</summary>
+    Reno = 2,
 }
 
 /// <summary>Settings shared by server and client endpoints.</summary>
@@ -33,12 +36,13 @@ public abstract class QuicEndpointOptions
     /// <summary>Receive window for the whole connection.</summary>
     public long ConnectionReceiveWindow { get; set; } = 32L << 20;
 
-    /// <summary>Bytes buffered for sending, not yet acknowledged, per connection.</summary>
-    public long SendWindow { get; set; } = 32L << 20;
+    public CongestionControl CongestionControl { get; set; } = CongestionControl.Bbr2;
 
-    public CongestionControl CongestionControl { get; set; } = CongestionControl.Bbr;
+    /// <summary>Release datagrams at the times the congestion controller paces them to (on by default;
+    /// BBRv2 relies on it on real paths). Off: send as soon as the window allows.</summary>
+    public bool Pacing { get; set; } = true;
 
-    /// <summary>Largest UDP payload path-MTU discovery may try (1200..65527). 1452 suits the Internet.</summary>
+    /// <summary>Largest UDP payload sent and accepted (1200..65527). 1452 suits the Internet.</summary>
     public int MaxUdpPayloadSize { get; set; } = 1452;
 
     /// <summary>Batch datagrams with segmentation offload (Linux: UDP_SEGMENT / UDP_GRO). Off: one datagram per socket call.</summary>

@@ -1,0 +1,392 @@
+//! One connection: the engine's connection, its HTTP/3 layer when enabled, and
+//! the bookkeeping that turns the engine's state into caller events.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::events::*;
+use crate::h3api::{pack_headers, H3Stream};
+use crate::live::Counted;
+use crate::trust::{self, ServerTrust};
+
+pub(crate) struct Conn {
+    _live: Counted,
+    pub(crate) id: u64,
+    pub(crate) q: quiche::Connection,
+    pub(crate) h3: Option<quiche::h3::Connection>,
+    pub(crate) h3_streams: HashMap<u64, H3Stream>,
+    /// Client: the name the server's certificate must cover, and how to verify it.
+    pub(crate) verify: Option<(String, Arc<ServerTrust>)>,
+    pub(crate) require_client_cert: bool,
+    pub(crate) connected: bool,
+    /// CONNECTION_CLOSED or HANDSHAKE_FAILED was reported.
+    pub(crate) closed: bool,
+    pub(crate) drained: bool,
+    pub(crate) error: Option<String>,
+    /// Why the handshake failed, when the shim itself ended it.
+    failure: Option<u32>,
+    /// Server: closed at once for the connection limit; never shown to the caller.
+    pub(crate) refusing: bool,
+    /// Routing keys of this connection in the endpoint's table.
+    pub(crate) cids: Vec<Vec<u8>>,
+    /// Streams whose last write was refused for lack of credit.
+    pub(crate) blocked: HashSet<u64>,
+    /// Streams whose sending side was finished, watched until the engine retires them.
+    pub(crate) finishing: HashSet<u64>,
+    /// An open was refused by the peer's stream limit (per direction).
+    pub(crate) want_streams: [bool; 2],
+    next_peer_stream: [u64; 2],
+    next_local_stream: [u64; 2],
+    /// Raw streams reported readable and not yet read to DONE.
+    pub(crate) readable_pending: HashSet<u64>,
+    /// Server: the highest request stream seen, for GOAWAY.
+    pub(crate) max_request: Option<u64>,
+    /// Client: the server's GOAWAY id, once received.
+    pub(crate) goaway_received: Option<u64>,
+    pub(crate) keep_alive: Option<Duration>,
+    pub(crate) next_keep_alive: Option<Instant>,
+}
+
+impl Conn {
+    pub(crate) fn new(id: u64, q: quiche::Connection, server: bool, keep_alive: Option<Duration>) -> Conn {
+        let first = if server { 0 } else { 1 }; // the peer's stream ids: client-initiated are even
+        Conn {
+            _live: Counted::new(),
+            id,
+            q,
+            h3: None,
+            h3_streams: HashMap::new(),
+            verify: None,
+            require_client_cert: false,
+            connected: false,
+            closed: false,
+            drained: false,
+            error: None,
+            failure: None,
+            refusing: false,
+            cids: Vec::new(),
+            blocked: HashSet::new(),
+            finishing: HashSet::new(),
+            want_streams: [false; 2],
+            next_peer_stream: [first, first + 2],
+            next_local_stream: [1 - first, 3 - first],
+            readable_pending: HashSet::new(),
+            max_request: None,
+            goaway_received: None,
+            keep_alive,
+            next_keep_alive: keep_alive.map(|k| Instant::now() + k),
+        }
+    }
+
+    /// The id the next stream this side opens will have (0: bidirectional, 1: unidirectional).
+    pub(crate) fn next_local_stream(&self, unidirectional: bool) -> u64 {
+        self.next_local_stream[usize::from(unidirectional)]
+    }
+
+    pub(crate) fn commit_local_stream(&mut self, unidirectional: bool) {
+        self.next_local_stream[usize::from(unidirectional)] += 4;
+    }
+
+    /// The earliest time this connection needs `on_timeout`.
+    pub(crate) fn deadline(&self) -> Option<Instant> {
+        match (self.q.timeout_instant(), self.next_keep_alive.filter(|_| self.connected && !self.closed)) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    pub(crate) fn on_timeout(&mut self, now: Instant) {
+        if self.q.timeout_instant().is_some_and(|t| t <= now) {
+            self.q.on_timeout();
+        }
+        if let (Some(at), Some(every)) = (self.next_keep_alive, self.keep_alive) {
+            if at <= now {
+                let _ = self.q.send_ack_eliciting();
+                self.next_keep_alive = Some(now + every);
+            }
+        }
+    }
+
+    /// Ends the handshake from this side with a TLS alert and a reason class.
+    fn fail_handshake(&mut self, code: u32, text: String, alert: u64) {
+        let _ = self.q.close(false, trust::CRYPTO_ERROR + alert, text.as_bytes());
+        self.failure = Some(code);
+        self.error = Some(text);
+    }
+
+    /// Turns what changed in the engine into caller events.
+    pub(crate) fn settle(&mut self, h3_config: Option<&quiche::h3::Config>, events: &mut VecDeque<QsEvent>) {
+        if self.drained {
+            return;
+        }
+        if !self.connected && !self.closed && self.failure.is_none() && self.q.is_established() {
+            self.on_established(h3_config, events);
+        }
+        if self.connected && !self.closed && !self.refusing {
+            if self.h3.is_some() {
+                self.poll_h3(events);
+            } else {
+                self.poll_streams(events);
+            }
+            self.poll_credit(events);
+        }
+        let ended = self.q.is_closed() || self.q.is_draining() || self.q.local_error().is_some() || self.q.peer_error().is_some();
+        if ended && !self.closed {
+            self.closed = true;
+            if !self.refusing {
+                events.push_back(self.close_event());
+            }
+        }
+        if self.q.is_closed() && !self.drained {
+            // The connection is forgotten when the caller takes this event, so that it can
+            // still ask (qs_conn_error, stats) about the events queued before it.
+            self.drained = true;
+            if !self.refusing {
+                events.push_back(QsEvent { kind: QS_EVENT_CONNECTION_DRAINED, conn: self.id, ..Default::default() });
+            }
+        }
+    }
+
+    fn on_established(&mut self, h3_config: Option<&quiche::h3::Config>, events: &mut VecDeque<QsEvent>) {
+        if let Some((name, trust)) = self.verify.take() {
+            let chain = self.q.peer_cert_chain().unwrap_or_default();
+            if let Err(f) = trust.verify(&chain, &name) {
+                self.fail_handshake(f.code, f.text, f.alert);
+                return;
+            }
+        }
+        if self.require_client_cert && self.q.peer_cert().is_none() {
+            self.fail_handshake(
+                trust::QS_TLS_CERTIFICATE_REQUIRED,
+                "the client presented no certificate, and this server requires one (mutual TLS)".into(),
+                trust::ALERT_CERTIFICATE_REQUIRED,
+            );
+            return;
+        }
+        if let Some(cfg) = h3_config {
+            match quiche::h3::Connection::with_transport(&mut self.q, cfg) {
+                Ok(h3) => self.h3 = Some(h3),
+                Err(e) => {
+                    let _ = self.q.close(true, 0x102, b"HTTP/3 could not start");
+                    self.error = Some(format!("HTTP/3 could not start on this connection: {e}"));
+                    return;
+                }
+            }
+        }
+        self.connected = true;
+        if self.refusing {
+            return;
+        }
+        events.push_back(QsEvent { kind: QS_EVENT_CONNECTED, conn: self.id, ..Default::default() });
+    }
+
+    fn close_event(&mut self) -> QsEvent {
+        let mut e = QsEvent { conn: self.id, ..Default::default() };
+        let local = self.q.local_error().cloned();
+        let peer = self.q.peer_error().cloned();
+        let timed_out = self.q.is_timed_out();
+        if !self.connected {
+            e.kind = QS_EVENT_HANDSHAKE_FAILED;
+            e.detail = if let Some(code) = self.failure {
+                code
+            } else if timed_out {
+                trust::QS_TIMED_OUT
+            } else if let Some(p) = &peer {
+                trust::classify_close(p.is_app, p.error_code)
+            } else if let Some(l) = &local {
+                trust::classify_close(l.is_app, l.error_code)
+            } else {
+                trust::QS_HANDSHAKE_OTHER
+            };
+            e.code = peer.as_ref().or(local.as_ref()).map_or(0, |c| c.error_code);
+        } else {
+            e.kind = QS_EVENT_CONNECTION_CLOSED;
+            (e.detail, e.code) = if timed_out {
+                (QS_CLOSE_TIMED_OUT, 0)
+            } else if let Some(p) = &peer {
+                (if p.is_app { QS_CLOSE_APPLICATION } else { QS_CLOSE_TRANSPORT }, p.error_code)
+            } else if let Some(l) = &local {
+                if l.is_app && (0x100..0x400).contains(&l.error_code) && l.error_code != 0x100 && self.error.is_none() {
+                    (QS_CLOSE_H3_PROTOCOL, l.error_code)
+                } else if l.is_app {
+                    (QS_CLOSE_LOCAL, l.error_code)
+                } else {
+                    (QS_CLOSE_TRANSPORT, l.error_code)
+                }
+            } else {
+                (QS_CLOSE_LOCAL, 0)
+            };
+        }
+        if self.error.is_none() {
+            self.error = Some(describe(timed_out, peer.as_ref(), local.as_ref(), e.detail, e.kind));
+        }
+        e
+    }
+
+    /// Raw QUIC: new peer streams and readable ones.
+    fn poll_streams(&mut self, events: &mut VecDeque<QsEvent>) {
+        let id = self.id;
+        for sid in self.q.readable() {
+            let peer_initiated = (sid & 1 == 1) == !self.q.is_server();
+            if peer_initiated {
+                let dir = ((sid >> 1) & 1) as usize;
+                // The peer may open streams out of order; lower ids of the same kind open with it.
+                while self.next_peer_stream[dir] <= sid {
+                    let opened = self.next_peer_stream[dir];
+                    events.push_back(QsEvent { kind: QS_EVENT_STREAM_OPENED, detail: dir as u32, conn: id, stream: opened, code: 0 });
+                    self.next_peer_stream[dir] += 4;
+                }
+            }
+            if self.readable_pending.insert(sid) {
+                events.push_back(QsEvent { kind: QS_EVENT_STREAM_READABLE, conn: id, stream: sid, ..Default::default() });
+            }
+        }
+    }
+
+    /// Blocked writers and openers: tell them when credit came back (or the peer stopped the stream).
+    fn poll_credit(&mut self, events: &mut VecDeque<QsEvent>) {
+        let id = self.id;
+        if !self.blocked.is_empty() {
+            let q = &mut self.q;
+            self.blocked.retain(|&sid| match q.stream_capacity(sid) {
+                Ok(0) => true,
+                Ok(_) => {
+                    events.push_back(QsEvent { kind: QS_EVENT_STREAM_WRITABLE, conn: id, stream: sid, ..Default::default() });
+                    false
+                }
+                Err(quiche::Error::StreamStopped(code)) => {
+                    events.push_back(QsEvent { kind: QS_EVENT_STREAM_STOPPED, conn: id, stream: sid, code, ..Default::default() });
+                    false
+                }
+                Err(_) => {
+                    // Gone (reset, finished and acknowledged): let the writer find out by writing.
+                    events.push_back(QsEvent { kind: QS_EVENT_STREAM_WRITABLE, conn: id, stream: sid, ..Default::default() });
+                    false
+                }
+            });
+        }
+        if !self.finishing.is_empty() {
+            let q = &mut self.q;
+            self.finishing.retain(|&sid| match q.stream_capacity(sid) {
+                Err(quiche::Error::InvalidStreamState(_)) => {
+                    events.push_back(QsEvent { kind: QS_EVENT_STREAM_FINISHED, conn: id, stream: sid, ..Default::default() });
+                    false
+                }
+                Err(quiche::Error::StreamStopped(_)) => false,
+                _ => true,
+            });
+        }
+        for dir in 0..2 {
+            let left = if dir == 0 { self.q.peer_streams_left_bidi() } else { self.q.peer_streams_left_uni() };
+            if self.want_streams[dir] && left > 0 {
+                self.want_streams[dir] = false;
+                events.push_back(QsEvent { kind: QS_EVENT_STREAMS_AVAILABLE, detail: dir as u32, conn: id, ..Default::default() });
+            }
+        }
+    }
+
+    /// HTTP/3: requests, responses, bodies, trailers, resets and GOAWAY.
+    fn poll_h3(&mut self, events: &mut VecDeque<QsEvent>) {
+        let id = self.id;
+        let server = self.q.is_server();
+        let Some(h3) = self.h3.as_mut() else { return };
+        loop {
+            match h3.poll(&mut self.q) {
+                Ok((sid, quiche::h3::Event::Headers { list, more_frames })) => {
+                    let packed = pack_headers(&list);
+                    let s = self.h3_streams.entry(sid).or_default();
+                    if s.headers.is_none() {
+                        s.headers = Some(packed);
+                        s.finished |= !more_frames;
+                        if server {
+                            self.max_request = Some(self.max_request.map_or(sid, |m| m.max(sid)));
+                        }
+                        events.push_back(QsEvent { kind: QS_EVENT_H3_HEADERS, conn: id, stream: sid, ..Default::default() });
+                    } else {
+                        s.trailers = Some(packed);
+                        s.finished |= !more_frames;
+                        events.push_back(QsEvent { kind: QS_EVENT_H3_DATA, conn: id, stream: sid, ..Default::default() });
+                    }
+                }
+                Ok((sid, quiche::h3::Event::Data)) => {
+                    events.push_back(QsEvent { kind: QS_EVENT_H3_DATA, conn: id, stream: sid, ..Default::default() });
+                }
+                Ok((sid, quiche::h3::Event::Finished)) => {
+                    if let Some(s) = self.h3_streams.get_mut(&sid) {
+                        s.finished = true;
+                        events.push_back(QsEvent { kind: QS_EVENT_H3_DATA, conn: id, stream: sid, ..Default::default() });
+                    }
+                }
+                Ok((sid, quiche::h3::Event::Reset(code))) => {
+                    if let Some(s) = self.h3_streams.get_mut(&sid) {
+                        s.reset = Some(code);
+                        let kind = if server || s.headers.is_some() { QS_EVENT_H3_DATA } else { QS_EVENT_H3_RESET };
+                        events.push_back(QsEvent { kind, conn: id, stream: sid, code, ..Default::default() });
+                    }
+                }
+                Ok((goaway_id, quiche::h3::Event::GoAway)) => {
+                    if !server {
+                        self.goaway_received = Some(goaway_id);
+                        events.push_back(QsEvent { kind: QS_EVENT_H3_GOAWAY, conn: id, stream: goaway_id, ..Default::default() });
+                    }
+                }
+                Ok((_, quiche::h3::Event::PriorityUpdate)) => {}
+                Err(quiche::h3::Error::Done) => break,
+                Err(_) => break, // a protocol error: quiche has closed the connection with its code
+            }
+        }
+    }
+}
+
+fn describe(
+    timed_out: bool,
+    peer: Option<&quiche::ConnectionError>,
+    local: Option<&quiche::ConnectionError>,
+    detail: u32,
+    kind: u32,
+) -> String {
+    let reason = |c: &quiche::ConnectionError| String::from_utf8_lossy(&c.reason).into_owned();
+    if timed_out {
+        return if kind == QS_EVENT_HANDSHAKE_FAILED {
+            "timed out: no QUIC server answered within the idle timeout".into()
+        } else {
+            "timed out: the peer stopped answering within the idle timeout".into()
+        };
+    }
+    if let Some(p) = peer {
+        let r = reason(p);
+        let r = if r.is_empty() { String::new() } else { format!(": {r}") };
+        if p.is_app {
+            return format!("closed by the peer with application code {}{r}", p.error_code);
+        }
+        if (trust::CRYPTO_ERROR..trust::CRYPTO_ERROR + 0x100).contains(&p.error_code) {
+            let alert = p.error_code - trust::CRYPTO_ERROR;
+            let what = match detail {
+                trust::QS_TLS_CERTIFICATE_REJECTED => " (the peer did not accept this side's certificate)",
+                trust::QS_TLS_CERTIFICATE_REQUIRED => " (the peer requires a certificate from this side)",
+                _ => "",
+            };
+            return format!("the peer aborted the TLS handshake with alert {} ({alert}){what}{r}", trust::alert_name(alert));
+        }
+        if p.error_code == 0x2 {
+            return format!("the server refused to accept a new connection (CONNECTION_REFUSED){r}");
+        }
+        return format!("closed by the peer with transport error 0x{:x}{r}", p.error_code);
+    }
+    if let Some(l) = local {
+        let r = reason(l);
+        if l.is_app && (0x100..0x400).contains(&l.error_code) && l.error_code != 0x100 {
+            return format!("HTTP/3 protocol error from the peer ({}){}", crate::h3api::error_name(l.error_code), if r.is_empty() { String::new() } else { format!(": {r}") });
+        }
+        if l.is_app {
+            return format!("closed locally with application code {}{}", l.error_code, if r.is_empty() { String::new() } else { format!(": {r}") });
+        }
+        if (trust::CRYPTO_ERROR..trust::CRYPTO_ERROR + 0x100).contains(&l.error_code) {
+            let alert = l.error_code - trust::CRYPTO_ERROR;
+            return format!("the TLS handshake failed here with alert {} ({alert}){}", trust::alert_name(alert), if r.is_empty() { String::new() } else { format!(": {r}") });
+        }
+        return format!("closed with transport error 0x{:x}{}", l.error_code, if r.is_empty() { String::new() } else { format!(": {r}") });
+    }
+    "the connection closed".into()
+}
