@@ -94,9 +94,9 @@ impl QsConfig {
 
     pub fn build(&self, server: bool) -> QsResult<Built> {
         let mut q = quiche::Config::new(quiche::PROTOCOL_VERSION).map_err(|e| tls_err(format!("the engine refused its configuration: {e}")))?;
-        if !self.alpn_wire.is_empty() {
-            q.set_application_protos_wire_format(&self.alpn_wire).map_err(|e| QsError::arg(format!("ALPN list: {e}")))?;
-        }
+        // quiche needs an application protocol; raw QUIC endpoints that name none speak "quicsend".
+        let alpn: &[u8] = if self.alpn_wire.is_empty() { b"\x08quicsend" } else { &self.alpn_wire };
+        q.set_application_protos_wire_format(alpn).map_err(|e| QsError::arg(format!("ALPN list: {e}")))?;
         q.set_max_idle_timeout(self.idle_timeout_ms);
         q.set_initial_max_streams_bidi(self.max_bidi_streams);
         q.set_initial_max_streams_uni(self.max_uni_streams);
@@ -116,6 +116,8 @@ impl QsConfig {
         q.set_max_recv_udp_payload_size(usize::from(self.max_udp_payload));
         q.set_max_send_udp_payload_size(usize::from(self.max_udp_payload));
         q.set_disable_active_migration(true);
+        // No GREASE: every frame and setting on the wire is one a peer (or a test) can name.
+        q.grease(false);
 
         let chain = self.cert_chain_pem.as_deref();
         let key = self.key_pem.as_deref();
@@ -123,6 +125,8 @@ impl QsConfig {
         // without ever writing the private key to disk.
         let load_identity = |q: &mut quiche::Config, who: &str| -> QsResult<()> {
             let (Some(chain), Some(key)) = (chain, key) else { return Ok(()) };
+            boring::check_private_key(key, self.cert_leaf.as_ref())
+                .map_err(|e| tls_err(format!("the {who} certificate and private key cannot be used together: {e}")))?;
             let f = MemFile::new("quicsend-chain", chain)?;
             q.load_cert_chain_from_pem_file(f.path())
                 .map_err(|e| tls_err(format!("the {who} certificate chain could not be loaded ({e})")))?;
@@ -219,9 +223,6 @@ pub extern "C" fn qs_config_load_cert_chain_pem(cfg: *mut QsConfig, pem: *const 
     with_config(cfg, |c| {
         let pem = slice(pem, len, "certificate chain")?;
         let mut certs = parse_certs(pem, "certificate chain")?;
-        if let Some(key) = &c.key_pem {
-            boring::check_private_key(key, certs.first()).map_err(|e| tls_err(format!("certificate chain: {e}")))?;
-        }
         c.cert_leaf = Some(certs.swap_remove(0));
         c.cert_chain_pem = Some(pem.to_vec());
         Ok(())
@@ -233,7 +234,7 @@ pub extern "C" fn qs_config_load_cert_chain_pem(cfg: *mut QsConfig, pem: *const 
 pub extern "C" fn qs_config_load_priv_key_pem(cfg: *mut QsConfig, pem: *const u8, len: usize) -> i32 {
     with_config(cfg, |c| {
         let pem = slice(pem, len, "private key")?;
-        boring::check_private_key(pem, c.cert_leaf.as_ref()).map_err(|e| tls_err(format!("private key: {e}")))?;
+        boring::check_private_key(pem, None).map_err(|e| tls_err(format!("private key: {e}")))?;
         c.key_pem = Some(pem.to_vec());
         Ok(())
     })

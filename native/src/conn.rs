@@ -38,6 +38,8 @@ pub(crate) struct Conn {
     pub(crate) want_streams: [bool; 2],
     next_peer_stream: [u64; 2],
     next_local_stream: [u64; 2],
+    /// Peer streams announced before their own data arrived (see `announced_not_created`).
+    announced_early: HashSet<u64>,
     /// Raw streams reported readable and not yet read to DONE.
     pub(crate) readable_pending: HashSet<u64>,
     /// Server: the highest request stream seen, for GOAWAY.
@@ -71,6 +73,7 @@ impl Conn {
             want_streams: [false; 2],
             next_peer_stream: [first, first + 2],
             next_local_stream: [1 - first, 3 - first],
+            announced_early: HashSet::new(),
             readable_pending: HashSet::new(),
             max_request: None,
             goaway_received: None,
@@ -86,6 +89,11 @@ impl Conn {
 
     pub(crate) fn commit_local_stream(&mut self, unidirectional: bool) {
         self.next_local_stream[usize::from(unidirectional)] += 4;
+    }
+
+    /// A peer stream reported as opened (a higher one of its kind arrived) whose own first frame has not.
+    pub(crate) fn announced_not_created(&self, sid: u64) -> bool {
+        self.announced_early.contains(&sid)
     }
 
     /// The earliest time this connection needs `on_timeout`.
@@ -236,7 +244,11 @@ impl Conn {
                     let opened = self.next_peer_stream[dir];
                     events.push_back(QsEvent { kind: QS_EVENT_STREAM_OPENED, detail: dir as u32, conn: id, stream: opened, code: 0 });
                     self.next_peer_stream[dir] += 4;
+                    if opened != sid {
+                        self.announced_early.insert(opened);
+                    }
                 }
+                self.announced_early.remove(&sid);
             }
             if self.readable_pending.insert(sid) {
                 events.push_back(QsEvent { kind: QS_EVENT_STREAM_READABLE, conn: id, stream: sid, ..Default::default() });
@@ -294,6 +306,14 @@ impl Conn {
         loop {
             match h3.poll(&mut self.q) {
                 Ok((sid, quiche::h3::Event::Headers { list, more_frames })) => {
+                    if server && !self.h3_streams.contains_key(&sid) {
+                        if check_request(&list).is_err() {
+                            // RFC 9114 §4.1.2: a malformed request is a stream error of type H3_MESSAGE_ERROR.
+                            let _ = self.q.stream_shutdown(sid, quiche::Shutdown::Read, H3_MESSAGE_ERROR);
+                            let _ = self.q.stream_shutdown(sid, quiche::Shutdown::Write, H3_MESSAGE_ERROR);
+                            continue;
+                        }
+                    }
                     let packed = pack_headers(&list);
                     let s = self.h3_streams.entry(sid).or_default();
                     if s.headers.is_none() {
@@ -316,6 +336,9 @@ impl Conn {
                     if let Some(s) = self.h3_streams.get_mut(&sid) {
                         s.finished = true;
                         events.push_back(QsEvent { kind: QS_EVENT_H3_DATA, conn: id, stream: sid, ..Default::default() });
+                    } else if server && sid & 3 == 0 {
+                        // RFC 9114 §4.1: a request stream that ends before its header section is incomplete.
+                        let _ = self.q.stream_shutdown(sid, quiche::Shutdown::Write, H3_REQUEST_INCOMPLETE);
                     }
                 }
                 Ok((sid, quiche::h3::Event::Reset(code))) => {
@@ -337,6 +360,71 @@ impl Conn {
             }
         }
     }
+}
+
+pub(crate) const H3_REQUEST_INCOMPLETE: u64 = 0x10d;
+pub(crate) const H3_MESSAGE_ERROR: u64 = 0x10e;
+
+/// RFC 9114 §4.1.2, §4.2, §4.3.1: what makes a request's header section malformed.
+fn check_request(list: &[quiche::h3::Header]) -> Result<(), &'static str> {
+    use quiche::h3::NameValue;
+    let mut seen_regular = false;
+    let (mut method, mut scheme, mut path, mut authority) = (None, 0, None, 0);
+    for h in list {
+        let name = h.name();
+        if name.is_empty() {
+            return Err("an empty field name");
+        }
+        if name.iter().any(|b| b.is_ascii_uppercase()) {
+            return Err("an uppercase field name");
+        }
+        if name[0] == b':' {
+            if seen_regular {
+                return Err("a pseudo-header after a regular field");
+            }
+            match name {
+                b":method" => {
+                    if method.is_some() {
+                        return Err("a repeated :method");
+                    }
+                    method = Some(h.value().to_vec());
+                }
+                b":scheme" => scheme += 1,
+                b":authority" => authority += 1,
+                b":path" => {
+                    if path.is_some() {
+                        return Err("a repeated :path");
+                    }
+                    path = Some(h.value().len());
+                }
+                _ => return Err("an unknown or response pseudo-header"),
+            }
+        } else {
+            seen_regular = true;
+            match name {
+                b"connection" | b"keep-alive" | b"proxy-connection" | b"transfer-encoding" | b"upgrade" => {
+                    return Err("a connection-specific field")
+                }
+                b"te" if h.value() != b"trailers" => return Err("a te field other than 'trailers'"),
+                _ => {}
+            }
+        }
+    }
+    let Some(method) = method else { return Err("no :method") };
+    if scheme > 1 || authority > 1 {
+        return Err("a repeated :scheme or :authority");
+    }
+    if method != b"CONNECT" {
+        if scheme == 0 {
+            return Err("no :scheme");
+        }
+        match path {
+            None => return Err("no :path"),
+            Some(0) => return Err("an empty :path"),
+            _ => {}
+        }
+    }
+    Ok(())
 }
 
 fn describe(
@@ -362,7 +450,8 @@ fn describe(
         }
         if (trust::CRYPTO_ERROR..trust::CRYPTO_ERROR + 0x100).contains(&p.error_code) {
             let alert = p.error_code - trust::CRYPTO_ERROR;
-            let what = match detail {
+            let _ = detail;
+            let what = match trust::classify_close(false, p.error_code) {
                 trust::QS_TLS_CERTIFICATE_REJECTED => " (the peer did not accept this side's certificate)",
                 trust::QS_TLS_CERTIFICATE_REQUIRED => " (the peer requires a certificate from this side)",
                 _ => "",

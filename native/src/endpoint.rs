@@ -190,6 +190,10 @@ impl QsEndpoint {
         let Some(c) = self.conns.get_mut(&id) else { return };
         // Errors here are the peer's: quiche drops a bad packet or closes the connection itself.
         let _ = c.q.recv(buf, quiche::RecvInfo { from, to: local });
+        if c.refusing && c.q.local_error().is_none() {
+            // Refused only now: quiche needs the client's Initial to answer it with CONNECTION_REFUSED.
+            let _ = c.q.close(false, 0x2, b"the server is at its connection limit");
+        }
         if !self.touched.contains(&id) {
             self.touched.push(id);
         }
@@ -265,7 +269,6 @@ impl QsEndpoint {
             self.refusing += 1;
             let c = self.conns.get_mut(&id).expect("just added");
             c.refusing = true;
-            let _ = c.q.close(false, 0x2, b"the server is at its connection limit");
         } else {
             self.events.push_back(QsEvent { kind: QS_EVENT_CONNECTION_INCOMING, conn: id, ..Default::default() });
         }

@@ -383,7 +383,8 @@ pub extern "C" fn qs_h3_stream_release(ep: *mut QsEndpoint, conn: u64, stream: u
         with_endpoint(ep, |e| {
             let Ok(c) = e.conn(conn) else { return Ok(QS_OK) };
             if let Some(s) = c.h3_streams.remove(&stream) {
-                if !s.finished && s.reset.is_none() {
+                // The end may be read already while its Finished event is still to be polled.
+                if !s.finished && s.reset.is_none() && !c.q.stream_finished(stream) {
                     let _ = c.q.stream_shutdown(stream, quiche::Shutdown::Read, H3_REQUEST_CANCELLED);
                 }
             }

@@ -141,6 +141,11 @@ pub extern "C" fn qs_stream_read(
                     write_code(out_code, code)?;
                     QS_ERR_STREAM_RESET as i64
                 }
+                Err(quiche::Error::InvalidStreamState(_)) if c.announced_not_created(stream) => {
+                    // Announced because a higher stream of its kind arrived first; its own data has not.
+                    out(out_fin, 0, "fin flag")?;
+                    QS_DONE as i64
+                }
                 Err(_) => {
                     c.readable_pending.remove(&stream);
                     return Err(closed(conn, stream));

@@ -69,7 +69,10 @@ impl ServerTrust {
             if !pinned {
                 return fail(
                     QS_PIN_MISMATCH,
-                    "pin mismatch: the server's certificate is neither a pinned certificate nor carries a pinned public key".into(),
+                    format!(
+                        "the server's certificate does not match the pinned certificate/key: it presented a certificate with public key sha256//{}",
+                        base64(&spki)
+                    ),
                     ALERT_BAD_CERTIFICATE,
                 );
             }
@@ -100,6 +103,24 @@ impl ServerTrust {
         }
         Ok(())
     }
+}
+
+/// Standard base64 with padding (RFC 4648 §4), as curl writes `sha256//` pins.
+fn base64(data: &[u8]) -> String {
+    const ABC: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(data.len().div_ceil(3) * 4);
+    for chunk in data.chunks(3) {
+        let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(ABC[(n >> (18 - 6 * i) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
 }
 
 /// Classifies a CONNECTION_CLOSE that ended a handshake: the peer's TLS alert, or a refusal.
@@ -140,5 +161,15 @@ pub fn alert_name(alert: u64) -> &'static str {
         116 => "certificate_required",
         120 => "no_application_protocol",
         _ => "alert",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn base64_matches_rfc_4648_vectors() {
+        for (raw, enc) in [("", ""), ("f", "Zg=="), ("fo", "Zm8="), ("foo", "Zm9v"), ("foob", "Zm9vYg=="), ("fooba", "Zm9vYmE="), ("foobar", "Zm9vYmFy")] {
+            assert_eq!(super::base64(raw.as_bytes()), enc);
+        }
     }
 }

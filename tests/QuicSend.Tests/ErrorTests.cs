@@ -17,7 +17,7 @@ public class ErrorTests
         var e = Assert.ThrowsAsync<QuicException>(async () => await client.ConnectAsync(server.LocalEndPoint, "localhost"));
         Assert.That(e!.Error, Is.EqualTo(QuicError.HandshakeFailed));
         Assert.That(e.Message, Does.Contain("not signed by any root this client trusts"));
-        Assert.That(e.Message, Does.Contain("UnknownIssuer"));
+        Assert.That(e.HandshakeFailure, Is.EqualTo(HandshakeFailure.UnknownIssuer));
         await Task.CompletedTask;
     }
 
@@ -28,6 +28,7 @@ public class ErrorTests
         using var client = QuicEndpoint.CreateClient(TestPki.ClientOptions());
         var e = Assert.ThrowsAsync<QuicException>(async () => await client.ConnectAsync(server.LocalEndPoint, "example.org"));
         Assert.That(e!.Error, Is.EqualTo(QuicError.HandshakeFailed));
+        Assert.That(e.HandshakeFailure, Is.EqualTo(HandshakeFailure.NameMismatch));
         Assert.That(e.Message, Does.Contain("does not cover the server name"));
     }
 

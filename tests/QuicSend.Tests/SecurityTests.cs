@@ -73,6 +73,7 @@ public class SecurityTests
 
         var e = await RefusedAsync(serverOptions, options);
         Assert.That(e.Error, Is.EqualTo(QuicError.HandshakeFailed));
+        Assert.That(e.HandshakeFailure, Is.EqualTo(HandshakeFailure.PinMismatch));
         Assert.That(e.Message, Does.Contain(PinProblem));
         Assert.That(e.Message, Does.Contain("it presented a certificate with public key " + CertificateTool.GetPublicKeyPin(TestPki.Impostor.CertificatePem)),
             "the message names the key the server presented, so an operator can tell a changed certificate from an attack");
@@ -86,7 +87,8 @@ public class SecurityTests
         options.PinnedPublicKeySha256.Add(CertificateTool.GetPublicKeyPin(TestPki.Server.CertificatePem));
         var e = await RefusedAsync(TestPki.ServerOptions(), options);
         Assert.That(e.Error, Is.EqualTo(QuicError.HandshakeFailed));
-        Assert.That(e.Message, Does.Contain("UnknownIssuer"));
+        Assert.That(e.HandshakeFailure, Is.EqualTo(HandshakeFailure.UnknownIssuer));
+        Assert.That(e.Message, Does.Contain("not signed by any root this client trusts"));
     }
 
     [TestCase("certificate")]
@@ -110,6 +112,7 @@ public class SecurityTests
         options.TrustedRootPems.Clear();
         options.PinnedPublicKeySha256.Add(CertificateTool.GetPublicKeyPin(TestPki.Server.CertificatePem));
         var e = await RefusedAsync(serverOptions, options);
+        Assert.That(e.HandshakeFailure, Is.EqualTo(HandshakeFailure.PinMismatch));
         Assert.That(e.Message, Does.Contain(PinProblem));
     }
 
@@ -121,7 +124,8 @@ public class SecurityTests
         options.PinnedPublicKeySha256.Add(CertificateTool.GetPublicKeyPin(TestPki.Server.CertificatePem));
         var e = await RefusedAsync(TestPki.ServerOptions(), options, serverName: "example.org");
         Assert.That(e.Error, Is.EqualTo(QuicError.HandshakeFailed));
-        Assert.That(e.Message, Does.Contain("NotValidForName"));
+        Assert.That(e.HandshakeFailure, Is.EqualTo(HandshakeFailure.NameMismatch));
+        Assert.That(e.Message, Does.Contain("does not cover the server name"));
     }
 
     [TestCase("sha256//not base64!", "is not valid base64")]
@@ -172,7 +176,8 @@ public class SecurityTests
             if (File.Exists("/etc/ssl/certs/ca-certificates.crt"))
             {
                 var e = await RefusedAsync(TestPki.ServerOptions(), options);
-                Assert.That(e.Message, Does.Contain("UnknownIssuer"));
+                Assert.That(e.HandshakeFailure, Is.EqualTo(HandshakeFailure.UnknownIssuer));
+                Assert.That(e.Message, Does.Contain("not signed by any root this client trusts"));
             }
         }
         finally
@@ -224,7 +229,8 @@ public class SecurityTests
     {
         var e = await RefusedAsync(TestPki.MutualTlsServerOptions(), TestPki.ClientOptionsWithCertificate(TestPki.StrangerClient));
         TestContext.Out.WriteLine(e.Message);
-        Assert.That(e.Message, Does.Contain("UnknownCA").Or.Contain("UnknownIssuer"), "the refusal names the untrusted issuer");
+        Assert.That(e.Message, Does.Contain("unknown_ca"), "the refusal names the untrusted issuer");
+        Assert.That(e.Message, Does.Contain("did not accept this side's certificate"));
     }
 
     [Test]
@@ -232,7 +238,7 @@ public class SecurityTests
     {
         var e = await RefusedAsync(TestPki.MutualTlsServerOptions(), TestPki.ClientOptions());
         TestContext.Out.WriteLine(e.Message);
-        Assert.That(e.Message, Does.Contain("sent no certificates"), "the refusal says the client presented no certificate");
+        Assert.That(e.Message, Does.Contain("certificate_required").And.Contain("presented no certificate"), "the refusal says the client presented no certificate");
     }
 
     [Test]
@@ -258,7 +264,7 @@ public class SecurityTests
         }
         // A certificate that is presented must still verify.
         var e = await RefusedAsync(serverOptions, TestPki.ClientOptionsWithCertificate(TestPki.StrangerClient));
-        Assert.That(e.Message, Does.Contain("UnknownCA").Or.Contain("UnknownIssuer"));
+        Assert.That(e.Message, Does.Contain("unknown_ca").And.Contain("did not accept this side's certificate"));
     }
 
     [Test]

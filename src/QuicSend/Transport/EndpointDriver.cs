@@ -183,7 +183,7 @@ internal sealed unsafe class EndpointDriver : IDisposable
         DispatchEvents();
         Flush();
         if (!_sleeping) return;
-        if (_moreToSend)
+        if (_moreToSend || (_held && _heldUntil < _wakeAt))
         {
             _socket.Wake();
             return;
