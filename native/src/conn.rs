@@ -34,6 +34,9 @@ pub(crate) struct Conn {
     pub(crate) blocked: HashSet<u64>,
     /// Streams whose sending side was finished, watched until the engine retires them.
     pub(crate) finishing: HashSet<u64>,
+    /// Client: the request stream whose header section found no credit (STREAMS_AVAILABLE when it has).
+    pub(crate) request_blocked: Option<u64>,
+    pub(crate) next_request: u64,
     /// An open was refused by the peer's stream limit (per direction).
     pub(crate) want_streams: [bool; 2],
     next_peer_stream: [u64; 2],
@@ -70,6 +73,8 @@ impl Conn {
             cids: Vec::new(),
             blocked: HashSet::new(),
             finishing: HashSet::new(),
+            request_blocked: None,
+            next_request: 0,
             want_streams: [false; 2],
             next_peer_stream: [first, first + 2],
             next_local_stream: [1 - first, 3 - first],
@@ -128,7 +133,8 @@ impl Conn {
         if self.drained {
             return;
         }
-        if !self.connected && !self.closed && self.failure.is_none() && self.q.is_established() {
+        // A peer that closed before we saw the handshake complete (a refusal) failed it, whatever TLS finished.
+        if !self.connected && !self.closed && self.failure.is_none() && self.q.is_established() && self.q.peer_error().is_none() {
             self.on_established(h3_config, events);
         }
         if self.connected && !self.closed && !self.refusing {
@@ -288,6 +294,12 @@ impl Conn {
                 Err(quiche::Error::StreamStopped(_)) => false,
                 _ => true,
             });
+        }
+        if let Some(sid) = self.request_blocked {
+            if self.q.stream_capacity(sid).map_or(true, |n| n >= 1024) {
+                self.request_blocked = None;
+                events.push_back(QsEvent { kind: QS_EVENT_STREAMS_AVAILABLE, detail: 0, conn: id, ..Default::default() });
+            }
         }
         for dir in 0..2 {
             let left = if dir == 0 { self.q.peer_streams_left_bidi() } else { self.q.peer_streams_left_uni() };

@@ -190,10 +190,6 @@ impl QsEndpoint {
         let Some(c) = self.conns.get_mut(&id) else { return };
         // Errors here are the peer's: quiche drops a bad packet or closes the connection itself.
         let _ = c.q.recv(buf, quiche::RecvInfo { from, to: local });
-        if c.refusing && c.q.local_error().is_none() {
-            // Refused only now: quiche needs the client's Initial to answer it with CONNECTION_REFUSED.
-            let _ = c.q.close(false, 0x2, b"the server is at its connection limit");
-        }
         if !self.touched.contains(&id) {
             self.touched.push(id);
         }
@@ -356,7 +352,12 @@ impl QsEndpoint {
             if *len + room > buf.len() {
                 break;
             }
-            match c.q.send(&mut buf[*len..*len + room]) {
+            let sent = c.q.send(&mut buf[*len..*len + room]);
+            if c.refusing && sent.is_ok() && c.q.local_error().is_none() {
+                // Refused once its first flight is out: before that quiche has no keys to carry the close.
+                let _ = c.q.close(false, 0x2, b"the server is at its connection limit");
+            }
+            match sent {
                 Ok((n, info)) => {
                     if *len == 0 {
                         *segment = n;

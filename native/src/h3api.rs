@@ -201,10 +201,17 @@ pub extern "C" fn qs_h3_send_request(
             match h3.send_request(&mut c.q, &headers, fin) {
                 Ok(sid) => {
                     c.h3_streams.insert(sid, H3Stream::default());
+                    c.request_blocked = None;
+                    c.next_request = sid + 4;
                     Ok(sid as i64)
                 }
-                Err(quiche::h3::Error::TransportError(quiche::Error::StreamLimit)) | Err(quiche::h3::Error::StreamBlocked) => {
+                Err(quiche::h3::Error::TransportError(quiche::Error::StreamLimit)) => {
                     c.want_streams[0] = true;
+                    Err(H3Fail::Blocked)
+                }
+                Err(quiche::h3::Error::StreamBlocked) => {
+                    // No credit for the header section: retried when the stream it goes on has some.
+                    c.request_blocked = Some(c.next_request);
                     Err(H3Fail::Blocked)
                 }
                 Err(err) => Err(map_h3(conn, err)),

@@ -230,3 +230,21 @@ fn echo_sixteen(stream_window: u64, conn_window: u64, size: usize) {
         assert!(v == &data, "stream {sid} intact");
     }
 }
+
+#[test]
+#[ignore = "known gap: quiche cannot seal a CONNECTION_CLOSE before its first flight (CryptoFail), so a refused client times out instead"]
+fn a_server_at_its_connection_limit_refuses_with_a_reason() {
+    let mut p = Pair::new(|c| {
+        qs_config_set_max_connections(c, 0);
+    });
+    let name = b"localhost";
+    let mut conn = 0u64;
+    assert_eq!(qs_endpoint_connect(p.client, &p.saddr, name.as_ptr(), name.len(), &mut conn), QS_OK);
+    let mut failed = None;
+    let done = run(&mut p, 10, |_, cev, _| {
+        failed = failed.or(cev.iter().find(|e| e.kind == QS_EVENT_HANDSHAKE_FAILED).map(|e| e.detail));
+        failed.is_some()
+    });
+    assert!(done, "the client hears of the refusal");
+    assert_eq!(failed, Some(quicsend_native::trust::QS_REFUSED));
+}

@@ -230,7 +230,7 @@ public class FileTransferTests
                    [new(QuicSendHeaders.ContentLength, data.Length.ToString())], 0, cts.Token, async stream =>
                    {
                        await stream.WriteAsync(data, cts.Token);
-                       stream.SendTrailers(HeaderCodec.Pack([new(QuicSendHeaders.Sha256, wrong)]));
+                       await stream.SendTrailersAsync(HeaderCodec.Pack([new(QuicSendHeaders.Sha256, wrong)]));
                    }))
         {
             Assert.That(refused.Status, Is.EqualTo(422));
@@ -301,7 +301,7 @@ public class FileTransferTests
         Func<QuicStream, ValueTask>? write = method == "GET" ? null : async stream =>
         {
             await stream.WriteAsync(payload, cts.Token);
-            stream.SendTrailers(HeaderCodec.Pack([new(QuicSendHeaders.Sha256, Convert.ToHexStringLower(SHA256.HashData(payload)))]));
+            await stream.SendTrailersAsync(HeaderCodec.Pack([new(QuicSendHeaders.Sha256, Convert.ToHexStringLower(SHA256.HashData(payload)))]));
         };
         using var response = await client.SendAsync(method, path, null, null, null, 0, cts.Token, write);
         var text = await response.ReadTextAsync(cts.Token);
@@ -422,7 +422,7 @@ public class FileTransferTests
             using var r = await client.SendAsync("PUT", "/files/sneaky.bin", null, null, null, 0, cts.Token, async stream =>
             {
                 await stream.WriteAsync(data, cts.Token);
-                stream.SendTrailers(HeaderCodec.Pack([new(QuicSendHeaders.Sha256, Convert.ToHexStringLower(SHA256.HashData(data)))]));
+                await stream.SendTrailersAsync(HeaderCodec.Pack([new(QuicSendHeaders.Sha256, Convert.ToHexStringLower(SHA256.HashData(data)))]));
             });
             Assert.That(r.IsSuccess, Is.False, $"answered {r.Status}");
             throw new IOException($"refused with {r.Status}");

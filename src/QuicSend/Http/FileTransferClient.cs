@@ -43,7 +43,7 @@ public static partial class FileTransfer
                 long sent = await PumpAsync(input, (m, ct) => stream.WriteAsync(m, ct), sha, progress, stop.Token).ConfigureAwait(false);
                 if (sent != length) throw new IOException($"'{full}' changed while it was being uploaded: it had {length} bytes, {sent} were read.");
                 sentHash = Convert.ToHexStringLower(sha.GetHashAndReset());
-                stream.SendTrailers(HeaderCodec.Pack([new(QuicSendHeaders.Sha256, sentHash)]));
+                await stream.SendTrailersAsync(HeaderCodec.Pack([new(QuicSendHeaders.Sha256, sentHash)]), cancellationToken).ConfigureAwait(false);
             }
             catch (QuicException)
             {

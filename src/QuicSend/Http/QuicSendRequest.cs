@@ -43,7 +43,7 @@ public sealed class QuicSendRequest : QuicSendMessage
         if (headerInfo is not null) fields.Add(new(QuicSendHeaders.HeaderInfo, headerInfo));
         if (extraHeaders is not null) fields.AddRange(extraHeaders);
         bool empty = body.Length == 0;
-        _stream.SendResponseHeaders(HeaderCodec.Pack(fields), endStream: empty);
+        await _stream.SendResponseHeadersAsync(HeaderCodec.Pack(fields), endStream: empty, cancellationToken).ConfigureAwait(false);
         if (!empty) await body.WriteToAsync(_stream, cancellationToken).ConfigureAwait(false);
     }
 
@@ -55,9 +55,9 @@ public sealed class QuicSendRequest : QuicSendMessage
         var fields = new List<KeyValuePair<string, string>> { new(":status", status.ToString(System.Globalization.CultureInfo.InvariantCulture)), new(QuicSendHeaders.ContentType, QuicSendHeaders.OctetStream) };
         if (contentLength is long len) fields.Add(new(QuicSendHeaders.ContentLength, len.ToString(System.Globalization.CultureInfo.InvariantCulture)));
         if (headerInfo is not null) fields.Add(new(QuicSendHeaders.HeaderInfo, headerInfo));
-        _stream.SendResponseHeaders(HeaderCodec.Pack(fields), endStream: false);
+        await _stream.SendResponseHeadersAsync(HeaderCodec.Pack(fields), endStream: false, cancellationToken).ConfigureAwait(false);
         var trailers = await write(_stream).ConfigureAwait(false);
-        _stream.SendTrailers(HeaderCodec.Pack(trailers));
+        await _stream.SendTrailersAsync(HeaderCodec.Pack(trailers), cancellationToken).ConfigureAwait(false);
     }
 
     internal bool Responded => Volatile.Read(ref _responded) != 0;

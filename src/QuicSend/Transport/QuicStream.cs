@@ -214,31 +214,43 @@ public sealed class QuicStream : Stream
         return buf;
     }
 
-    /// <summary>Sends the response header section (server side of an HTTP/3 stream).</summary>
-    internal unsafe void SendResponseHeaders(byte[] packed, bool endStream)
+    /// <summary>Sends the response header section (server side of an HTTP/3 stream), waiting for stream credit when the engine has none.</summary>
+    internal ValueTask SendResponseHeadersAsync(byte[] packed, bool endStream, CancellationToken cancellationToken = default) =>
+        SendSectionAsync(packed, trailers: false, endStream, cancellationToken);
+
+    /// <summary>Sends a trailer section and ends the body (HTTP/3), waiting for stream credit when the engine has none.</summary>
+    internal ValueTask SendTrailersAsync(byte[] packed, CancellationToken cancellationToken = default) =>
+        SendSectionAsync(packed, trailers: true, endStream: true, cancellationToken);
+
+    private async ValueTask SendSectionAsync(byte[] packed, bool trailers, bool endStream, CancellationToken cancellationToken)
     {
-        lock (_driver.Lock)
+        while (true)
         {
-            _conn.ThrowIfClosed();
-            fixed (byte* p = packed)
-                NativeErrors.Check(NativeMethods.qs_h3_send_response(_driver.Ep, _conn.Id, (ulong)Id, p, (nuint)packed.Length, endStream), $"Sending the response on stream {Id}");
-            if (endStream) WriteFinished();
-            _driver.AfterUserOperation();
+            ValueTask wait;
+            lock (_driver.Lock)
+            {
+                if (trailers && _writeError is not null) throw _writeError;
+                _conn.ThrowIfClosed();
+                int rc = NativeSendSection(packed, trailers, endStream);
+                if (rc >= 0)
+                {
+                    if (endStream) WriteFinished();
+                    _driver.AfterUserOperation();
+                    return;
+                }
+                if (rc != QsConst.QS_BLOCKED) throw NativeErrors.ToException(rc, trailers ? $"Sending trailers on stream {Id}" : $"Sending the response on stream {Id}");
+                wait = _writable.Arm(cancellationToken);
+            }
+            await wait.ConfigureAwait(false);
         }
     }
 
-    /// <summary>Sends a trailer section and ends the body (HTTP/3).</summary>
-    internal unsafe void SendTrailers(byte[] packed)
+    private unsafe int NativeSendSection(byte[] packed, bool trailers, bool endStream)
     {
-        lock (_driver.Lock)
-        {
-            if (_writeError is not null) throw _writeError;
-            _conn.ThrowIfClosed();
-            fixed (byte* p = packed)
-                NativeErrors.Check(NativeMethods.qs_h3_send_trailers(_driver.Ep, _conn.Id, (ulong)Id, p, (nuint)packed.Length), $"Sending trailers on stream {Id}");
-            WriteFinished();
-            _driver.AfterUserOperation();
-        }
+        fixed (byte* p = packed)
+            return trailers
+                ? NativeMethods.qs_h3_send_trailers(_driver.Ep, _conn.Id, (ulong)Id, p, (nuint)packed.Length)
+                : NativeMethods.qs_h3_send_response(_driver.Ep, _conn.Id, (ulong)Id, p, (nuint)packed.Length, endStream);
     }
 
     /// <summary>Abandons the stream: resets the sending side and asks the peer to stop sending, with an error code.</summary>
