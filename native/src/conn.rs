@@ -101,6 +101,22 @@ impl Conn {
         self.announced_early.contains(&sid)
     }
 
+    /// After a write took `taken` of `len` bytes: a short write waits for credit (WRITABLE),
+    /// a whole one with the end watches for the stream's completion (STREAM_FINISHED).
+    /// Returns what the caller reports: the count, or BLOCKED when nothing was taken.
+    pub(crate) fn wrote(&mut self, stream: u64, taken: usize, len: usize, fin: bool) -> i64 {
+        if taken < len {
+            self.blocked.insert(stream);
+        } else if fin {
+            self.finishing.insert(stream);
+        }
+        if taken == 0 && len > 0 {
+            crate::error::QS_BLOCKED as i64
+        } else {
+            taken as i64
+        }
+    }
+
     /// The earliest time this connection needs `on_timeout`.
     pub(crate) fn deadline(&self) -> Option<Instant> {
         match (self.q.timeout_instant(), self.next_keep_alive.filter(|_| self.connected && !self.closed)) {
@@ -221,7 +237,7 @@ impl Conn {
             } else if let Some(p) = &peer {
                 (if p.is_app { QS_CLOSE_APPLICATION } else { QS_CLOSE_TRANSPORT }, p.error_code)
             } else if let Some(l) = &local {
-                if l.is_app && (0x100..0x400).contains(&l.error_code) && l.error_code != 0x100 && self.error.is_none() {
+                if l.is_app && crate::h3api::is_h3_error(l.error_code) && self.error.is_none() {
                     (QS_CLOSE_H3_PROTOCOL, l.error_code)
                 } else if l.is_app {
                     (QS_CLOSE_LOCAL, l.error_code)
@@ -233,7 +249,7 @@ impl Conn {
             };
         }
         if self.error.is_none() {
-            self.error = Some(describe(timed_out, peer.as_ref(), local.as_ref(), e.detail, e.kind));
+            self.error = Some(describe(timed_out, peer.as_ref(), local.as_ref(), e.kind));
         }
         e
     }
@@ -439,14 +455,16 @@ fn check_request(list: &[quiche::h3::Header]) -> Result<(), &'static str> {
     Ok(())
 }
 
-fn describe(
-    timed_out: bool,
-    peer: Option<&quiche::ConnectionError>,
-    local: Option<&quiche::ConnectionError>,
-    detail: u32,
-    kind: u32,
-) -> String {
-    let reason = |c: &quiche::ConnectionError| String::from_utf8_lossy(&c.reason).into_owned();
+/// ": reason" when the close carried one, else nothing.
+pub(crate) fn reason_suffix(reason: &[u8]) -> String {
+    if reason.is_empty() {
+        String::new()
+    } else {
+        format!(": {}", String::from_utf8_lossy(reason))
+    }
+}
+
+fn describe(timed_out: bool, peer: Option<&quiche::ConnectionError>, local: Option<&quiche::ConnectionError>, kind: u32) -> String {
     if timed_out {
         return if kind == QS_EVENT_HANDSHAKE_FAILED {
             "timed out: no QUIC server answered within the idle timeout".into()
@@ -455,14 +473,11 @@ fn describe(
         };
     }
     if let Some(p) = peer {
-        let r = reason(p);
-        let r = if r.is_empty() { String::new() } else { format!(": {r}") };
+        let r = reason_suffix(&p.reason);
         if p.is_app {
             return format!("closed by the peer with application code {}{r}", p.error_code);
         }
-        if (trust::CRYPTO_ERROR..trust::CRYPTO_ERROR + 0x100).contains(&p.error_code) {
-            let alert = p.error_code - trust::CRYPTO_ERROR;
-            let _ = detail;
+        if let Some(alert) = trust::alert_of(p.error_code) {
             let what = match trust::classify_close(false, p.error_code) {
                 trust::QS_TLS_CERTIFICATE_REJECTED => " (the peer did not accept this side's certificate)",
                 trust::QS_TLS_CERTIFICATE_REQUIRED => " (the peer requires a certificate from this side)",
@@ -476,18 +491,17 @@ fn describe(
         return format!("closed by the peer with transport error 0x{:x}{r}", p.error_code);
     }
     if let Some(l) = local {
-        let r = reason(l);
-        if l.is_app && (0x100..0x400).contains(&l.error_code) && l.error_code != 0x100 {
-            return format!("HTTP/3 protocol error from the peer ({}){}", crate::h3api::error_name(l.error_code), if r.is_empty() { String::new() } else { format!(": {r}") });
+        let r = reason_suffix(&l.reason);
+        if l.is_app && crate::h3api::is_h3_error(l.error_code) {
+            return format!("HTTP/3 protocol error from the peer ({}){r}", crate::h3api::error_name(l.error_code));
         }
         if l.is_app {
-            return format!("closed locally with application code {}{}", l.error_code, if r.is_empty() { String::new() } else { format!(": {r}") });
+            return format!("closed locally with application code {}{r}", l.error_code);
         }
-        if (trust::CRYPTO_ERROR..trust::CRYPTO_ERROR + 0x100).contains(&l.error_code) {
-            let alert = l.error_code - trust::CRYPTO_ERROR;
-            return format!("the TLS handshake failed here with alert {} ({alert}){}", trust::alert_name(alert), if r.is_empty() { String::new() } else { format!(": {r}") });
+        if let Some(alert) = trust::alert_of(l.error_code) {
+            return format!("the TLS handshake failed here with alert {} ({alert}){r}", trust::alert_name(alert));
         }
-        return format!("closed with transport error 0x{:x}{}", l.error_code, if r.is_empty() { String::new() } else { format!(": {r}") });
+        return format!("closed with transport error 0x{:x}{r}", l.error_code);
     }
     "the connection closed".into()
 }

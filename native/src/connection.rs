@@ -15,8 +15,7 @@ pub extern "C" fn qs_conn_close(ep: *mut QsEndpoint, conn: u64, code: u64, reaso
         with_endpoint(ep, |e| {
             let c = e.conn(conn)?;
             if c.error.is_none() {
-                let text = String::from_utf8_lossy(reason);
-                c.error = Some(format!("closed locally with application code {code}{}", if text.is_empty() { String::new() } else { format!(": {text}") }));
+                c.error = Some(format!("closed locally with application code {code}{}", crate::conn::reason_suffix(reason)));
             }
             let _ = c.q.close(true, code, reason);
             e.settle(conn);

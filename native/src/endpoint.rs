@@ -150,6 +150,23 @@ impl QsEndpoint {
         }
     }
 
+    /// Marks a connection whose state may have changed, to be settled by `settle_touched`.
+    fn touch(&mut self, id: u64) {
+        if !self.touched.contains(&id) {
+            self.touched.push(id);
+        }
+    }
+
+    /// Settles every touched connection once, and forgets them.
+    fn settle_touched(&mut self) {
+        let mut touched = std::mem::take(&mut self.touched);
+        for &id in &touched {
+            self.settle(id);
+        }
+        touched.clear();
+        self.touched = touched; // keep the allocation
+    }
+
     /// Removes a drained connection and its routing keys.
     pub(crate) fn forget(&mut self, id: u64) {
         if let Some(c) = self.conns.remove(&id) {
@@ -160,18 +177,13 @@ impl QsEndpoint {
     }
 
     fn recv(&mut self, len: usize, segment: usize, from: SocketAddr, local: SocketAddr) {
-        self.touched.clear();
         let seg = if segment == 0 { len } else { segment };
         let mut rx = std::mem::take(&mut self.rx);
         for chunk in rx[..len].chunks_mut(seg.max(1)) {
             self.recv_one(chunk, from, local);
         }
         self.rx = rx;
-        let touched = std::mem::take(&mut self.touched);
-        for &id in &touched {
-            self.settle(id);
-        }
-        self.touched = touched;
+        self.settle_touched();
     }
 
     fn recv_one(&mut self, buf: &mut [u8], from: SocketAddr, local: SocketAddr) {
@@ -190,9 +202,7 @@ impl QsEndpoint {
         let Some(c) = self.conns.get_mut(&id) else { return };
         // Errors here are the peer's: quiche drops a bad packet or closes the connection itself.
         let _ = c.q.recv(buf, quiche::RecvInfo { from, to: local });
-        if !self.touched.contains(&id) {
-            self.touched.push(id);
-        }
+        self.touch(id);
     }
 
     /// A datagram for no known connection: a new client's Initial, or nothing.
@@ -310,16 +320,8 @@ impl QsEndpoint {
                 self.fill(id, buf, max_segments, &mut len, &mut segment, &mut dest);
             }
         }
-        let touched = std::mem::take(&mut self.touched);
-        for &id in &touched {
-            self.settle(id);
-        }
-        self.touched = touched;
-        self.touched.clear();
+        self.settle_touched();
         let (to, from, at, _) = dest?;
-        if len == 0 {
-            return None;
-        }
         Some(QsTransmit {
             to: QsAddr::from_socket_addr(&to),
             from: QsAddr::from_socket_addr(&from),
@@ -372,15 +374,10 @@ impl QsEndpoint {
                         break;
                     }
                 }
-                Err(quiche::Error::Done) => {
-                    if c.q.is_closed() && !c.drained && !self.touched.contains(&id) {
-                        self.touched.push(id);
-                    }
-                    break;
-                }
-                Err(_) => {
-                    if !self.touched.contains(&id) {
-                        self.touched.push(id);
+                Err(e) => {
+                    // Nothing more to send; a failed send, or a close that went out, changes its state.
+                    if e != quiche::Error::Done || (c.q.is_closed() && !c.drained) {
+                        self.touch(id);
                     }
                     break;
                 }
@@ -394,19 +391,13 @@ impl QsEndpoint {
 
     fn on_timeout(&mut self) {
         let now = Instant::now();
-        let mut touched = std::mem::take(&mut self.touched);
-        touched.clear();
         for (id, c) in self.conns.iter_mut() {
             if c.deadline().is_some_and(|t| t <= now) {
                 c.on_timeout(now);
-                touched.push(*id);
+                self.touched.push(*id); // each connection once: this is the only pass
             }
         }
-        for &id in &touched {
-            self.settle(id);
-        }
-        touched.clear();
-        self.touched = touched;
+        self.settle_touched();
     }
 }
 

@@ -58,6 +58,11 @@ fn unpack_headers(mut b: &[u8]) -> QsResult<Vec<quiche::h3::Header>> {
     Ok(out)
 }
 
+/// An HTTP/3 or QPACK error other than H3_NO_ERROR: a close with one reports a protocol violation.
+pub(crate) fn is_h3_error(code: u64) -> bool {
+    (0x101..0x400).contains(&code)
+}
+
 /// The name of an HTTP/3 or QPACK error code (RFC 9114 §8.1, RFC 9204 §6).
 pub fn error_name(code: u64) -> &'static str {
     match code {
@@ -268,18 +273,11 @@ pub extern "C" fn qs_h3_send_body(
         with_h3(ep, conn, Some(stream), true, out_code, |c| {
             let h3 = c.h3.as_mut().expect("checked");
             match h3.send_body(&mut c.q, stream, data, fin) {
-                Ok(n) => {
-                    if n < data.len() {
-                        c.blocked.insert(stream);
-                    } else if fin {
-                        c.finishing.insert(stream);
-                    }
-                    if n == 0 && !data.is_empty() {
-                        Err(H3Fail::Blocked)
-                    } else {
-                        Ok(n as i64)
-                    }
-                }
+                // BLOCKED goes through with_h3's outcome, which also registers the stream for WRITABLE.
+                Ok(n) => match c.wrote(stream, n, data.len(), fin) {
+                    rc if rc == QS_BLOCKED as i64 => Err(H3Fail::Blocked),
+                    rc => Ok(rc),
+                },
                 Err(err) => Err(map_h3(conn, err)),
             }
         })

@@ -73,18 +73,7 @@ pub extern "C" fn qs_stream_write(
         with_endpoint(ep, |e| {
             let c = e.conn(conn)?;
             let r = match c.q.stream_send(stream, data, fin) {
-                Ok(n) => {
-                    if n < data.len() {
-                        c.blocked.insert(stream);
-                    } else if fin {
-                        c.finishing.insert(stream);
-                    }
-                    if n == 0 && !data.is_empty() {
-                        QS_BLOCKED as i64
-                    } else {
-                        n as i64
-                    }
-                }
+                Ok(n) => c.wrote(stream, n, data.len(), fin),
                 Err(quiche::Error::Done) => {
                     c.blocked.insert(stream);
                     QS_BLOCKED as i64

@@ -134,9 +134,14 @@ pub fn classify_close(is_app: bool, code: u64) -> u32 {
         c if c == CRYPTO_ERROR + ALERT_CERTIFICATE_REQUIRED => QS_TLS_CERTIFICATE_REQUIRED,
         c if c == CRYPTO_ERROR + ALERT_CERTIFICATE_EXPIRED => QS_TLS_EXPIRED,
         c if c == CRYPTO_ERROR + ALERT_NO_APPLICATION_PROTOCOL => QS_TLS_NO_APPLICATION_PROTOCOL,
-        c if (CRYPTO_ERROR..CRYPTO_ERROR + 0x100).contains(&c) => QS_TLS_OTHER,
+        c if alert_of(c).is_some() => QS_TLS_OTHER,
         _ => QS_HANDSHAKE_OTHER,
     }
+}
+
+/// The TLS alert a transport error code carries, when it is in the CRYPTO_ERROR range.
+pub(crate) fn alert_of(code: u64) -> Option<u64> {
+    (CRYPTO_ERROR..CRYPTO_ERROR + 0x100).contains(&code).then(|| code - CRYPTO_ERROR)
 }
 
 /// The name of a TLS alert, for messages.

@@ -72,8 +72,8 @@ internal sealed unsafe class EndpointDriver : IDisposable
                     timeout = _moreToSend ? 0 : NativeMethods.qs_endpoint_timeout(Ep);
                     if (_held)
                     {
-                        long untilSend = TicksToNs(_heldUntil - Stopwatch.GetTimestamp());
-                        timeout = timeout < 0 ? Math.Max(0, untilSend) : Math.Min(timeout, Math.Max(0, untilSend));
+                        long untilSend = Math.Max(0, TicksToNs(_heldUntil - Stopwatch.GetTimestamp()));
+                        timeout = timeout < 0 ? untilSend : Math.Min(timeout, untilSend);
                     }
                     _sleeping = timeout != 0;
                     _wakeAt = timeout < 0 ? long.MaxValue : Stopwatch.GetTimestamp() + NsToTicks(timeout);
@@ -149,9 +149,9 @@ internal sealed unsafe class EndpointDriver : IDisposable
     }
 
     // 128-bit intermediates: ns * Frequency overflows a long beyond ~9.2 s (the idle timeout is 30 s).
-    internal static long NsToTicks(long ns) => (long)((Int128)ns * Stopwatch.Frequency / 1_000_000_000);
+    private static long NsToTicks(long ns) => (long)((Int128)ns * Stopwatch.Frequency / 1_000_000_000);
 
-    internal static long TicksToNs(long ticks) => (long)((Int128)ticks * 1_000_000_000 / Stopwatch.Frequency);
+    private static long TicksToNs(long ticks) => (long)((Int128)ticks * 1_000_000_000 / Stopwatch.Frequency);
 
     private void DispatchEvents()
     {
