@@ -10,6 +10,8 @@
 # third-party is committed: the submodule is a pointer, the sources live in the
 # submodule's work tree and in .deps/ (gitignored).
 #
+# build/patches/quiche-*.patch are the project's own fixes to quiche, applied on top.
+#
 # BoringSSL is built with cmake into .deps/boringssl/build (static, PIC) and
 # handed to quiche's build.rs through QUICHE_BSSL_PATH (native/.cargo/config.toml),
 # so `cargo clean` never rebuilds it.
@@ -48,6 +50,16 @@ if [[ ! -f quiche/quiche/Cargo.toml ]]; then
 fi
 have="$(git -C quiche rev-parse HEAD)"
 [[ "$have" == "$quiche_commit" ]] || die "quiche/ is at $have, not at 0.26.1 ($quiche_commit); run 'git submodule update quiche'."
+
+# Our fixes to quiche, applied to the submodule's work tree (never committed there), each once.
+for patch in "$here"/patches/quiche-*.patch; do
+    [[ -f "$patch" ]] || continue
+    if git -C quiche apply --check --reverse "$patch" >/dev/null 2>&1; then
+        continue # already applied
+    fi
+    git -C quiche apply "$patch" || die "could not apply $(basename "$patch") to quiche/; reset it with 'git -C quiche checkout .' and run again."
+    say "applied $(basename "$patch")"
+done
 
 # 2. BoringSSL sources: quiche's nested submodule if present, else the tarball.
 if [[ -f "$stamp" && "$(cat "$stamp")" == "$bssl_commit" && -f "$deps/build/libssl.a" && -f "$deps/build/libcrypto.a" ]]; then
