@@ -341,10 +341,34 @@ public class RawHttp3Tests
             (QpackDecoderStreamError, (c, ct) => c.OpenUniAsync(Concat(Varint(StreamQpackDecoder), [0x01]), fin: false, ct)),
     };
 
-    private static IEnumerable<string> ConnectionErrorCases => ConnectionErrors.Keys;
+    // Written against the previous hand-written codec: quiche 0.26.1's h3 answers these inputs with
+    // other codes or not at all. Each is to be re-derived against quiche (issue 8); the rest pass.
+    private static readonly HashSet<string> NotYetOnQuiche = new()
+    {
+        "a DATA frame cut short by the end of the stream",
+        "a GOAWAY frame with bytes after its id",
+        "a HEADERS frame cut short by the end of the stream",
+        "a SETTINGS frame ending inside a value",
+        "a field section that needs the dynamic table (required insert count 2)",
+        "a frame header cut short by the end of the stream",
+        "a setting repeated in one SETTINGS frame",
+        "reserved HTTP/2 frame type 0x02 after HEADERS",
+        "reserved HTTP/2 frame type 0x02 on a request stream",
+        "reserved HTTP/2 frame type 0x06 on the control stream",
+        "the QPACK decoder stream acknowledging a section never sent",
+        "the QPACK decoder stream incrementing the insert count",
+        "the QPACK encoder stream inserting with a literal name",
+        "the QPACK encoder stream inserting with a static name reference",
+        "the QPACK encoder stream setting a table capacity above 0",
+    };
+
+    private static IEnumerable<TestCaseData> ConnectionErrorCases => ConnectionErrors.Keys.Select(k =>
+    {
+        var c = new TestCaseData(k);
+        return NotYetOnQuiche.Contains(k) ? c.Ignore("quiche 0.26.1 answers this input differently from the previous codec (issue 8)") : c;
+    });
 
     [TestCaseSource(nameof(ConnectionErrorCases))]
-    [Ignore("Written against the previous hand-written codec; quiche 0.26.1's h3 answers these inputs with other codes or not at all. Each case is to be re-derived against quiche (issue 8).")]
     public async Task AMalformedInputClosesTheConnectionWithTheRfcError(string input)
     {
         var (code, send) = ConnectionErrors[input];

@@ -311,8 +311,9 @@ public sealed class QuicConnection : IAsyncDisposable
     private static QuicException ClosedError(in QsEvent ev, string reason) => ev.Detail switch
     {
         QsConst.QS_CLOSE_TIMED_OUT => new QuicException(QuicError.ConnectionTimedOut, $"The connection {reason}."),
+        // The peer's close with an HTTP/3 error code: still the peer's application close, named for the reader.
         QsConst.QS_CLOSE_APPLICATION when ev.Code is > 0x100 and < 0x400 =>
-            new QuicException(QuicError.ProtocolError, $"The connection was {reason} ({Http3Errors.Name((long)ev.Code)}).") { ErrorCode = (long)ev.Code },
+            new QuicException(QuicError.ConnectionClosed, $"The connection was {reason} ({Http3Errors.Name((long)ev.Code)}).") { ErrorCode = (long)ev.Code },
         QsConst.QS_CLOSE_APPLICATION => new QuicException(QuicError.ConnectionClosed, $"The connection was {reason}.") { ErrorCode = (long)ev.Code },
         QsConst.QS_CLOSE_LOCAL => new QuicException(QuicError.ConnectionClosed, "The connection was closed locally."),
         QsConst.QS_CLOSE_H3_PROTOCOL => new QuicException(QuicError.ProtocolError, $"The connection was closed: {reason} ({Http3Errors.Name((long)ev.Code)}).") { ErrorCode = (long)ev.Code },
