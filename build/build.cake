@@ -132,7 +132,7 @@ Task("Test")
         var doc = System.Xml.Linq.XDocument.Load(trx);
         var counters = doc.Descendants().First(e => e.Name.LocalName == "Counters");
         int Count(string name) => int.Parse(counters.Attribute(name)?.Value ?? "0");
-        Console.WriteLine($"Tests: {Count("passed")} passed, {Count("failed") + Count("error") + Count("timeout") + Count("aborted")} failed, {Count("notExecuted")} skipped");
+        Console.WriteLine($"Tests: {Count("passed")} passed, {Count("failed") + Count("error") + Count("timeout") + Count("aborted")} failed, {Count("total") - Count("executed")} skipped"); // ignored tests are in total, not in executed
         if (Count("total") == 0) throw new Exception("No test ran.");
     }
     if (code != 0) throw new Exception($"Tests failed (dotnet test exit code {code}).");
