@@ -283,8 +283,12 @@ impl Conn {
         let id = self.id;
         if !self.blocked.is_empty() {
             let q = &mut self.q;
+            // An HTTP/3 body write needs room for a DATA frame header (type and a
+            // length of up to 8 bytes) besides its payload: waking it with less
+            // only makes it block again, over and over.
+            let least = if self.h3.is_some() { 10 } else { 1 };
             self.blocked.retain(|&sid| match q.stream_capacity(sid) {
-                Ok(0) => true,
+                Ok(n) if n < least => true,
                 Ok(_) => {
                     events.push_back(QsEvent { kind: QS_EVENT_STREAM_WRITABLE, conn: id, stream: sid, ..Default::default() });
                     false
