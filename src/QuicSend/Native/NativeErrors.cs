@@ -1,20 +1,9 @@
-using System.Text;
-
 namespace QuicSend.Native;
 
 /// <summary>Turns the shim's status codes into exceptions carrying its last-error text.</summary>
 internal static unsafe class NativeErrors
 {
-    internal static string LastError()
-    {
-        Span<byte> buf = stackalloc byte[1024];
-        long n;
-        fixed (byte* p = buf) n = NativeMethods.qs_last_error(p, (nuint)buf.Length);
-        if (n <= buf.Length) return Encoding.UTF8.GetString(buf[..(int)Math.Max(0, n)]);
-        var big = new byte[n];
-        fixed (byte* p = big) n = NativeMethods.qs_last_error(p, (nuint)big.Length);
-        return Encoding.UTF8.GetString(big, 0, (int)Math.Min(n, big.Length));
-    }
+    internal static string LastError() => NativeText.Utf8((p, n) => NativeMethods.qs_last_error(p, n), 1024);
 
     /// <summary>Throws for any error code; QS_OK, QS_DONE, QS_BLOCKED and non-negative values pass through.</summary>
     internal static long Check(long rc, string operation)

@@ -1,5 +1,4 @@
 using System.Security.Cryptography.X509Certificates;
-using QuicSend.Native;
 using QuicSend.Transport;
 
 namespace QuicSend.Security;
@@ -13,25 +12,10 @@ public static class PeerIdentity
     /// verified against those roots, or null when the client presented none; on a client, the server's
     /// certificate. The certificate carries no private key. Throws once the connection is drained.
     /// </summary>
-    public static unsafe X509Certificate2? GetPeerCertificate(this QuicConnection connection)
+    public static X509Certificate2? GetPeerCertificate(this QuicConnection connection)
     {
         ArgumentNullException.ThrowIfNull(connection);
-        var driver = connection.Driver;
-        var buf = new byte[4096];
-        long n;
-        lock (driver.Lock)
-        {
-            driver.ThrowIfStopped();
-            while (true)
-            {
-                fixed (byte* p = buf) n = NativeMethods.qs_conn_peer_certificate(driver.Ep, connection.Id, p, (nuint)buf.Length);
-                if (n == QsConst.QS_DONE) return null;
-                if (n == QsConst.QS_ERR_INVALID_STATE && connection.IsClosed) throw connection.Error();
-                if (n < 0) throw NativeErrors.ToException((int)n, "Reading the peer's certificate");
-                if (n <= buf.Length) break;
-                buf = new byte[n];
-            }
-        }
-        return X509CertificateLoader.LoadCertificate(buf.AsSpan(0, (int)n));
+        var der = connection.ReadPeerCertificate();
+        return der is null ? null : X509CertificateLoader.LoadCertificate(der);
     }
 }

@@ -5,22 +5,21 @@ using QuicSend.Transport.Sockets;
 namespace QuicSend.Transport;
 
 /// <summary>
-/// Drives one native endpoint: a dedicated thread waits on the UDP socket and
-/// the engine's next timer, feeds datagrams in batches, fires timers, turns
-/// engine events into completions, and sends what the engine has to send.
-/// Every native call on the endpoint happens under <see cref="Lock"/>; user
-/// operations take the same lock, flush their own output, and wake the thread
-/// only when they moved its next deadline earlier.
+/// Drives one native endpoint on a dedicated thread, the only thread that ever
+/// calls into it: it runs the commands user threads post (<see cref="Post"/>),
+/// feeds received datagrams in batches, fires timers, turns engine events into
+/// completions, and sends what the engine has to send, honouring its pacing.
+/// It also frees the native endpoint when it stops, so no user thread can race a
+/// free. User threads never wait for the engine under a lock: they post and await.
 /// </summary>
 internal sealed unsafe class EndpointDriver : IDisposable
 {
     private const int ReceiveBatch = 64;      // receives per turn before sending again
     private const int TransmitBatch = 256;    // sends per flush before letting receives in
+    private const int EventBatch = 4096;      // events per turn
     private const int BufferSize = 1 << 16;
     private const int TransmitCapacity = 65000; // one GSO send: at most 64 KiB of UDP payload
-
-    public readonly object Lock = new();
-    public readonly nint Ep;
+    private const long PacingSlackNs = 50_000; // sending this much early costs nothing measurable
 
     private readonly QsEndpointHandle _handle;
     private readonly DatagramSocket _socket;
@@ -28,18 +27,30 @@ internal sealed unsafe class EndpointDriver : IDisposable
     private readonly byte* _tx;
     private readonly Dictionary<ulong, QuicConnection> _connections = new();
     private readonly Action<QuicConnection>? _onIncoming;
-    private volatile bool _stopping;
-    private bool _sleeping;
-    private long _wakeAt = long.MaxValue; // Stopwatch timestamp the thread sleeps until
+
+    // The command queue: user threads add under _queueLock; the driver swaps it out whole.
+    private readonly object _queueLock = new();
+    private Queue<DriverOp> _queue = new();
+    private Queue<DriverOp> _running = new();
+    private bool _sleeping;       // under _queueLock: the driver waits on the socket, a post must wake it
+    private bool _closed;         // under _queueLock: the driver is gone, posts fail at once
+    private volatile bool _stopRequested;
+    private Exception? _stopError;
+
     private bool _moreToSend;
-    private bool _released;
+    private bool _moreEvents;
     // Pacing: a batch the engine wants sent later stays in _tx until its time (Stopwatch ticks).
     private bool _held;
     private QsTransmit _heldTx;
     private long _heldUntil;
-    private const long PacingSlackNs = 50_000; // sending this much early costs nothing measurable
 
     public DatagramSocket Socket => _socket;
+
+    /// <summary>The native endpoint. Only the driver thread may pass it to the shim.</summary>
+    public nint Ep { get; }
+
+    /// <summary>Typed calls on the native endpoint; driver thread only.</summary>
+    public NativeEndpoint Native => new(Ep);
 
     /// <summary>Connections speak HTTP/3: stream events arrive as request/response events.</summary>
     public bool Http3 { get; }
@@ -48,8 +59,6 @@ internal sealed unsafe class EndpointDriver : IDisposable
     {
         Http3 = http3;
         _handle = handle;
-        bool added = false;
-        handle.DangerousAddRef(ref added); // released in Dispose; keeps Ep valid for the driver's life
         Ep = handle.DangerousGetHandle();
         _socket = socket;
         _onIncoming = onIncoming;
@@ -58,44 +67,136 @@ internal sealed unsafe class EndpointDriver : IDisposable
         _thread.Start();
     }
 
-    public bool IsStopping => _stopping;
+    public bool IsStopping => _stopRequested;
+
+    /// <summary>True on the driver thread: there, calls run inline instead of being posted.</summary>
+    public bool OnDriverThread => Thread.CurrentThread == _thread;
+
+    /// <summary>Queues a command for the driver thread and wakes it if it sleeps.
+    /// Once the driver is gone the command is abandoned at once with the reason.</summary>
+    public void Post(DriverOp op)
+    {
+        lock (_queueLock)
+        {
+            if (!_closed)
+            {
+                _queue.Enqueue(op);
+                WakeLocked();
+                return;
+            }
+        }
+        op.Abandon(DisposedError());
+    }
+
+    /// <summary>Under _queueLock, which also keeps the socket from being disposed meanwhile.</summary>
+    private void WakeLocked()
+    {
+        if (!_sleeping) return;
+        _sleeping = false;
+        _socket.Wake();
+    }
+
+    /// <summary>Runs a call on the driver thread and waits for its result (inline on the driver thread).</summary>
+    public T Call<T>(Func<T> body)
+    {
+        if (OnDriverThread) return body();
+        return CallAsync(body).GetAwaiter().GetResult();
+    }
+
+    /// <summary>Runs a call on the driver thread.</summary>
+    public Task<T> CallAsync<T>(Func<T> body)
+    {
+        var call = new DriverCall<T>(c => c.Complete(body()));
+        Post(call);
+        return call.Task;
+    }
+
+    public void Call(Action body) => Call(() => { body(); return true; });
+
+    public Task CallAsync(Action body) => CallAsync(() => { body(); return true; });
+
+    /// <summary>What an operation still pending when the endpoint stopped is told.</summary>
+    private Exception StoppedError() =>
+        _stopError ?? new QuicException(QuicError.EndpointDisposed, "The endpoint was disposed.");
+
+    /// <summary>What a call made after the endpoint stopped is told: disposed, or the driver's failure.</summary>
+    private Exception DisposedError() =>
+        _stopError ?? new ObjectDisposedException("QuicEndpoint", "The endpoint was disposed.");
+
+    public void ThrowIfStopped()
+    {
+        if (_stopRequested) throw DisposedError();
+    }
 
     private void Run()
     {
         try
         {
-            while (!_stopping)
+            while (true)
             {
-                long timeout;
-                lock (Lock)
+                long timeout = NextWait();
+                if (timeout != 0)
                 {
-                    timeout = _moreToSend ? 0 : NativeMethods.qs_endpoint_timeout(Ep);
-                    if (_held)
+                    lock (_queueLock)
                     {
-                        long untilSend = Math.Max(0, TicksToNs(_heldUntil - Stopwatch.GetTimestamp()));
-                        timeout = timeout < 0 ? untilSend : Math.Min(timeout, untilSend);
+                        if (_queue.Count > 0) timeout = 0;
+                        else _sleeping = true;
                     }
-                    _sleeping = timeout != 0;
-                    _wakeAt = timeout < 0 ? long.MaxValue : Stopwatch.GetTimestamp() + NsToTicks(timeout);
+                    if (timeout != 0)
+                    {
+                        _socket.Wait(timeout);
+                        lock (_queueLock) _sleeping = false;
+                    }
                 }
-                if (timeout != 0) _socket.Wait(timeout);
-                lock (Lock)
-                {
-                    _sleeping = false;
-                    if (_stopping) break;
-                    Receive();
-                    if (NativeMethods.qs_endpoint_timeout(Ep) == 0) NativeMethods.qs_endpoint_on_timeout(Ep);
-                    DispatchEvents();
-                    Flush();
-                }
+                RunCommands();
+                if (_stopRequested) break;
+                Receive();
+                if (NativeMethods.qs_endpoint_timeout(Ep) == 0) NativeMethods.qs_endpoint_on_timeout(Ep);
+                DispatchEvents();
+                Flush();
             }
+            CloseAll();
         }
         catch (Exception e)
         {
-            lock (Lock)
+            _stopError = new QuicException(QuicError.Internal, $"The endpoint's driver thread failed: {e.Message}", e);
+            _stopRequested = true;
+        }
+        finally
+        {
+            Shutdown();
+        }
+    }
+
+    /// <summary>How long the driver may sleep: 0 with work waiting, -1 for no timer.</summary>
+    private long NextWait()
+    {
+        if (_moreToSend || _moreEvents) return 0;
+        long timeout = NativeMethods.qs_endpoint_timeout(Ep);
+        if (_held)
+        {
+            long untilSend = Math.Max(0, TicksToNs(_heldUntil - Stopwatch.GetTimestamp()));
+            timeout = timeout < 0 ? untilSend : Math.Min(timeout, untilSend);
+        }
+        return timeout;
+    }
+
+    private void RunCommands()
+    {
+        lock (_queueLock)
+        {
+            if (_queue.Count == 0) return;
+            (_queue, _running) = (_running, _queue);
+        }
+        while (_running.TryDequeue(out var op))
+        {
+            try
             {
-                var error = new QuicException(QuicError.Internal, $"The endpoint's driver thread failed: {e.Message}", e);
-                foreach (var c in _connections.Values.ToArray()) c.OnFault(error);
+                op.Run();
+            }
+            catch (Exception e)
+            {
+                op.Abandon(e); // one failed command fails its caller, not the endpoint
             }
         }
     }
@@ -156,8 +257,12 @@ internal sealed unsafe class EndpointDriver : IDisposable
     private void DispatchEvents()
     {
         QsEvent ev;
-        while (NativeMethods.qs_endpoint_poll_event(Ep, &ev) == QsConst.QS_OK)
+        // Handlers resume operations, which may raise new events: bound the work per turn so
+        // receiving and sending always get their turn too.
+        _moreEvents = false;
+        for (int i = 0; i < EventBatch; i++)
         {
+            if (NativeMethods.qs_endpoint_poll_event(Ep, &ev) != QsConst.QS_OK) return;
             if (ev.Kind == QsConst.QS_EVENT_CONNECTION_INCOMING)
             {
                 var c = new QuicConnection(this, ev.Conn, isServer: true, remote: null, serverName: null);
@@ -169,62 +274,48 @@ internal sealed unsafe class EndpointDriver : IDisposable
             conn.OnEvent(ev);
             if (ev.Kind == QsConst.QS_EVENT_CONNECTION_DRAINED) _connections.Remove(ev.Conn);
         }
+        _moreEvents = true;
     }
 
-    /// <summary>Registers a connection this side started. Caller holds Lock.</summary>
+    /// <summary>Registers a connection this side started. Driver thread.</summary>
     public void Add(QuicConnection c) => _connections[c.Id] = c;
 
-    /// <summary>
-    /// After a user operation (caller holds Lock): deliver events, send, and wake
-    /// the thread if it sleeps past the engine's new deadline or output is left.
-    /// </summary>
-    public void AfterUserOperation()
+    /// <summary>Closes every connection (telling peers) and lets the close frames out, before the thread ends.</summary>
+    private void CloseAll()
     {
+        var reason = "endpoint disposed"u8;
+        fixed (byte* r = reason) NativeMethods.qs_endpoint_close_all(Ep, 0, r, (nuint)reason.Length);
         DispatchEvents();
+        _held = false; // nothing waits for pacing any more
         Flush();
-        if (!_sleeping) return;
-        if (_moreToSend || (_held && _heldUntil < _wakeAt))
-        {
-            _socket.Wake();
-            return;
-        }
-        long t = NativeMethods.qs_endpoint_timeout(Ep);
-        if (t >= 0 && Stopwatch.GetTimestamp() + NsToTicks(t) < _wakeAt) _socket.Wake();
     }
 
-    public void ThrowIfStopped()
+    /// <summary>On the driver thread as it ends: fails everything still waiting, then frees the native endpoint here.</summary>
+    private void Shutdown()
     {
-        if (_stopping || _released) throw new ObjectDisposedException("QuicEndpoint", "The endpoint was disposed.");
+        var error = StoppedError();
+        var failure = error as QuicException ?? new QuicException(QuicError.Internal, error.Message, error);
+        foreach (var c in _connections.Values.ToArray())
+        {
+            try { c.OnFault(failure); } catch (Exception) { /* keep failing the rest */ }
+        }
+        _connections.Clear();
+        lock (_queueLock) _closed = true;
+        while (_queue.TryDequeue(out var op)) op.Abandon(error);
+        while (_running.TryDequeue(out var op)) op.Abandon(error);
+        _socket.Dispose();
+        _handle.Dispose();
+        System.Runtime.InteropServices.NativeMemory.Free(_tx);
     }
 
-    /// <summary>Closes all connections, lets the close frames out, stops the thread and frees the native endpoint.</summary>
+    /// <summary>Closes all connections, lets the close frames out, stops the thread, which frees the native endpoint.</summary>
     public void Dispose()
     {
-        lock (Lock)
+        lock (_queueLock)
         {
-            if (_stopping) return;
-            if (!_released)
-            {
-                var reason = "endpoint disposed"u8;
-                fixed (byte* r = reason) NativeMethods.qs_endpoint_close_all(Ep, 0, r, (nuint)reason.Length);
-                DispatchEvents();
-                Flush();
-            }
-            _stopping = true;
-            var error = new QuicException(QuicError.EndpointDisposed, "The endpoint was disposed.");
-            foreach (var c in _connections.Values.ToArray()) c.OnFault(error);
-            _connections.Clear();
+            _stopRequested = true;
+            if (!_closed) _socket.Wake();
         }
-        _socket.Wake();
-        if (Thread.CurrentThread != _thread) _thread.Join();
-        lock (Lock)
-        {
-            if (_released) return;
-            _released = true;
-            _socket.Dispose();
-            _handle.DangerousRelease();
-            _handle.Dispose();
-            System.Runtime.InteropServices.NativeMemory.Free(_tx);
-        }
+        if (!OnDriverThread) _thread.Join();
     }
 }

@@ -1,4 +1,3 @@
-using System.Text;
 using QuicSend.Native;
 
 namespace QuicSend.Transport;
@@ -17,10 +16,7 @@ public static class Http3Errors
     /// <summary>The RFC name of an HTTP/3 or QPACK error code, e.g. H3_FRAME_UNEXPECTED.</summary>
     public static unsafe string Name(long code)
     {
-        Span<byte> buf = stackalloc byte[64];
-        long n;
-        fixed (byte* p = buf) n = NativeMethods.qs_h3_error_name((ulong)code, p, (nuint)buf.Length);
-        var name = Encoding.ASCII.GetString(buf[..(int)Math.Clamp(n, 0, buf.Length)]);
+        var name = NativeText.Utf8((p, n) => NativeMethods.qs_h3_error_name((ulong)code, p, n), 64);
         return $"{name} (0x{code:x})";
     }
 }

@@ -7,7 +7,8 @@ namespace QuicSend.Transport;
 
 /// <summary>
 /// A QUIC connection. Open or accept streams on it; close it with an
-/// application code. All state changes arrive from the endpoint's driver.
+/// application code. All state changes arrive from the endpoint's driver thread,
+/// which also runs every engine call an operation on it needs.
 /// </summary>
 public sealed class QuicConnection : IAsyncDisposable
 {
@@ -16,11 +17,12 @@ public sealed class QuicConnection : IAsyncDisposable
     private readonly Channel<QuicStream> _incoming = Channel.CreateUnbounded<QuicStream>(new UnboundedChannelOptions { SingleWriter = true });
     private readonly Channel<QuicStream> _requests = Channel.CreateUnbounded<QuicStream>(new UnboundedChannelOptions { SingleWriter = true });
     private readonly TaskCompletionSource _goAway = new(TaskCreationOptions.RunContinuationsAsynchronously);
-    private TaskCompletionSource? _streamsAvailable; // shared by every opener waiting on the peer's stream limit
+    private readonly List<DriverCall<QuicStream>> _creditWaiters = new(); // openers waiting on the peer's stream limit
     private readonly TaskCompletionSource _connected = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private readonly TaskCompletionSource<QuicException> _closed = new(TaskCreationOptions.RunContinuationsAsynchronously);
-    private QuicException? _error;
-    private bool _drained;
+    // Written by the driver; user threads read them only to fail fast, the driver decides.
+    private volatile QuicException? _error;
+    private volatile bool _drained;
 
     internal QuicConnection(EndpointDriver driver, ulong id, bool isServer, IPEndPoint? remote, string? serverName)
     {
@@ -51,70 +53,55 @@ public sealed class QuicConnection : IAsyncDisposable
     /// <summary>Opens a stream, waiting while the peer's stream limit is reached.</summary>
     public async ValueTask<QuicStream> OpenStreamAsync(bool unidirectional = false, CancellationToken cancellationToken = default)
     {
-        while (true)
+        ThrowIfClosed();
+        return await WithStreamCredit(unidirectional ? "Opening a unidirectional stream" : "Opening a stream", call =>
         {
-            Task wait;
-            lock (_driver.Lock)
-            {
-                ThrowIfClosed();
-                int rc = NativeOpen(unidirectional, out var sid);
-                if (rc == QsConst.QS_OK)
-                {
-                    var s = new QuicStream(this, sid, readable: !unidirectional, writable: true);
-                    _streams[sid] = s;
-                    _driver.AfterUserOperation();
-                    return s;
-                }
-                if (rc != QsConst.QS_BLOCKED) throw NativeErrors.ToException(rc, "Opening a stream");
-                wait = StreamCreditLocked();
-            }
-            await wait.WaitAsync(cancellationToken).ConfigureAwait(false);
-        }
+            int rc = _driver.Native.StreamOpen(Id, unidirectional, out var sid);
+            return rc != QsConst.QS_OK ? rc : Adopt(call, new QuicStream(this, sid, readable: !unidirectional, writable: true));
+        }, cancellationToken).ConfigureAwait(false);
     }
-
-    private unsafe int NativeOpen(bool unidirectional, out ulong sid)
-    {
-        ulong id;
-        int rc = NativeMethods.qs_stream_open(_driver.Ep, Id, unidirectional, &id);
-        sid = id;
-        return rc;
-    }
-
-    /// <summary>HTTP/3: completes when the server announced a graceful shutdown (GOAWAY).</summary>
-    public Task GoAwayReceived => _goAway.Task;
 
     /// <summary>HTTP/3 client: sends a request's header section; the returned stream carries the request body and the response.</summary>
     internal async ValueTask<QuicStream> SendRequestAsync(byte[] packedHeaders, bool endStream, CancellationToken cancellationToken)
     {
-        while (true)
+        ThrowIfClosed();
+        return await WithStreamCredit("Sending a request", call =>
         {
-            Task wait;
-            lock (_driver.Lock)
-            {
-                ThrowIfClosed();
-                int rc = NativeSendRequest(packedHeaders, endStream, out var sid);
-                if (rc == QsConst.QS_OK)
-                {
-                    var s = new QuicStream(this, sid, readable: true, writable: !endStream, http3: true);
-                    _streams[sid] = s;
-                    _driver.AfterUserOperation();
-                    return s;
-                }
-                if (rc != QsConst.QS_BLOCKED) throw NativeErrors.ToException(rc, "Sending a request");
-                wait = StreamCreditLocked();
-            }
-            await wait.WaitAsync(cancellationToken).ConfigureAwait(false);
-        }
+            int rc = _driver.Native.SendRequest(Id, packedHeaders, endStream, out var sid);
+            return rc != QsConst.QS_OK ? rc : Adopt(call, new QuicStream(this, sid, readable: true, writable: !endStream, http3: true));
+        }, cancellationToken).ConfigureAwait(false);
     }
 
-    private unsafe int NativeSendRequest(byte[] packed, bool fin, out ulong sid)
+    /// <summary>Runs <paramref name="open"/> on the driver until the peer's stream limit lets it through
+    /// (QS_BLOCKED parks it until STREAMS_AVAILABLE). Waiting leaves nothing in the engine, so a cancel just stops waiting.</summary>
+    private Task<QuicStream> WithStreamCredit(string what, Func<DriverCall<QuicStream>, int> open, CancellationToken cancellationToken)
     {
-        ulong id;
-        int rc;
-        fixed (byte* p = packed) rc = NativeMethods.qs_h3_send_request(_driver.Ep, Id, p, (nuint)packed.Length, fin, &id);
-        sid = id;
-        return rc;
+        var call = new DriverCall<QuicStream>(c =>
+        {
+            if (IsClosed) { c.Fail(Error()); return; }
+            int rc = open(c);
+            if (rc == QsConst.QS_BLOCKED) _creditWaiters.Add(c);
+            else if (rc != QsConst.QS_OK) c.Fail(NativeErrors.ToException(rc, what));
+        });
+        if (cancellationToken.CanBeCanceled)
+        {
+            var registration = cancellationToken.UnsafeRegister(static (c, t) => ((DriverCall<QuicStream>)c!).Cancel(t), call);
+            call.Task.ContinueWith(static (_, r) => ((CancellationTokenRegistration)r!).Dispose(), registration, TaskScheduler.Default);
+        }
+        _driver.Post(call);
+        return call.Task;
     }
+
+    /// <summary>Driver: registers a stream just opened; a caller who gave up meanwhile gets it abandoned instead.</summary>
+    private int Adopt(DriverCall<QuicStream> call, QuicStream s)
+    {
+        _streams[(ulong)s.Id] = s;
+        if (!call.Complete(s)) s.AbortOnDriver(0);
+        return QsConst.QS_OK;
+    }
+
+    /// <summary>HTTP/3: completes when the server announced a graceful shutdown (GOAWAY).</summary>
+    public Task GoAwayReceived => _goAway.Task;
 
     /// <summary>HTTP/3 server: waits for the next request whose header section has arrived.</summary>
     internal async ValueTask<QuicStream> AcceptRequestAsync(CancellationToken cancellationToken)
@@ -132,17 +119,12 @@ public sealed class QuicConnection : IAsyncDisposable
     /// <summary>HTTP/3 server: starts a graceful shutdown; requests already received are still answered.</summary>
     public void GoAway()
     {
-        lock (_driver.Lock)
+        if (IsClosed || _driver.IsStopping) return;
+        _driver.Call(() =>
         {
-            if (IsClosed || _driver.IsStopping) return;
-            NativeErrors.Check(NativeMethods.qs_h3_goaway(_driver.Ep, Id), "Sending GOAWAY");
-            _driver.AfterUserOperation();
-        }
+            if (!IsClosed) _driver.Native.GoAway(Id);
+        });
     }
-
-    /// <summary>Caller holds the lock: completes when the peer allows more streams (STREAMS_AVAILABLE).</summary>
-    private Task StreamCreditLocked() =>
-        (_streamsAvailable ??= new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously)).Task;
 
     /// <summary>Waits for the peer to open a stream.</summary>
     public async ValueTask<QuicStream> AcceptStreamAsync(CancellationToken cancellationToken = default)
@@ -158,32 +140,50 @@ public sealed class QuicConnection : IAsyncDisposable
     }
 
     /// <summary>Closes the connection with an application error code and reason, telling the peer.</summary>
-    public unsafe ValueTask CloseAsync(long errorCode = 0, string reason = "")
+    public async ValueTask CloseAsync(long errorCode = 0, string reason = "")
     {
-        lock (_driver.Lock)
+        if (IsClosed || _driver.IsStopping) return;
+        var bytes = Encoding.UTF8.GetBytes(reason);
+        try
         {
-            if (_error is not null || _drained || _driver.IsStopping) return ValueTask.CompletedTask;
-            var bytes = Encoding.UTF8.GetBytes(reason);
-            fixed (byte* r = bytes)
-                NativeErrors.Check(NativeMethods.qs_conn_close(_driver.Ep, Id, (ulong)errorCode, r, (nuint)bytes.Length), "Closing the connection");
-            _driver.AfterUserOperation();
+            await _driver.CallAsync(() =>
+            {
+                if (!IsClosed) _driver.Native.Close(Id, errorCode, bytes);
+            }).ConfigureAwait(false);
         }
-        return ValueTask.CompletedTask;
+        catch (Exception e) when (e is ObjectDisposedException or QuicException { Error: QuicError.EndpointDisposed })
+        {
+            // The endpoint closed every connection as it stopped.
+        }
     }
 
     public ValueTask DisposeAsync() => CloseAsync(0, "disposed");
 
-    public unsafe QuicConnectionStats GetStats()
+    public QuicConnectionStats GetStats()
     {
-        lock (_driver.Lock)
-        {
-            if (_drained) throw Error();
-            QsStats s;
-            NativeErrors.Check(NativeMethods.qs_conn_stats(_driver.Ep, Id, &s), "Reading connection statistics");
-            return new QuicConnectionStats(TimeSpan.FromTicks((long)(s.RttNs / 100)), (long)s.Cwnd, (long)s.SentPackets,
-                (long)s.LostPackets, (long)s.LostBytes, (long)s.CongestionEvents, (long)s.UdpTxBytes, (long)s.UdpRxBytes,
-                (long)s.UdpTxDatagrams, (long)s.UdpRxDatagrams, (int)s.Mtu);
-        }
+        if (_drained) throw Error();
+        return _driver.Call(ReadStats);
+    }
+
+    private QuicConnectionStats ReadStats()
+    {
+        if (_drained) throw Error();
+        var s = _driver.Native.Stats(Id);
+        return new QuicConnectionStats(TimeSpan.FromTicks((long)(s.RttNs / 100)), (long)s.Cwnd, (long)s.SentPackets,
+            (long)s.LostPackets, (long)s.LostBytes, (long)s.CongestionEvents, (long)s.UdpTxBytes, (long)s.UdpRxBytes,
+            (long)s.UdpTxDatagrams, (long)s.UdpRxDatagrams, (int)s.Mtu);
+    }
+
+    /// <summary>The peer's certificate (DER), or null when it presented none. Runs on the driver.</summary>
+    internal byte[]? ReadPeerCertificate() => _driver.Call(PeerCertificateOnDriver);
+
+    private byte[]? PeerCertificateOnDriver()
+    {
+        var der = _driver.Native.PeerCertificate(Id, out long rc);
+        if (rc == QsConst.QS_DONE) return null;
+        if (rc == QsConst.QS_ERR_INVALID_STATE && IsClosed) throw Error();
+        if (rc < 0) throw NativeErrors.ToException((int)rc, "Reading the peer's certificate");
+        return der;
     }
 
     internal QuicException Error() =>
@@ -200,7 +200,7 @@ public sealed class QuicConnection : IAsyncDisposable
 
     internal void Forget(ulong stream) => _streams.Remove(stream);
 
-    /// <summary>Handles one engine event for this connection. Runs on the driver under its lock.</summary>
+    /// <summary>Handles one engine event for this connection. Runs on the driver thread.</summary>
     internal void OnEvent(in QsEvent ev)
     {
         switch (ev.Kind)
@@ -256,10 +256,17 @@ public sealed class QuicConnection : IAsyncDisposable
                 _goAway.TrySetResult();
                 break;
             case QsConst.QS_EVENT_STREAMS_AVAILABLE:
-                _streamsAvailable?.TrySetResult();
-                _streamsAvailable = null;
+                RetryCreditWaiters();
                 break;
         }
+    }
+
+    private void RetryCreditWaiters()
+    {
+        if (_creditWaiters.Count == 0) return;
+        var waiting = _creditWaiters.ToArray();
+        _creditWaiters.Clear();
+        foreach (var c in waiting) c.Run(); // in order; those still blocked park again
     }
 
     /// <summary>The endpoint stopped or its driver failed: fail everything still waiting.</summary>
@@ -276,17 +283,11 @@ public sealed class QuicConnection : IAsyncDisposable
         _closed.TrySetResult(_error);
         _incoming.Writer.TryComplete();
         _requests.Writer.TryComplete();
-        _streamsAvailable?.TrySetException(_error);
+        RetryCreditWaiters(); // each fails with the connection's error
         foreach (var s in _streams.Values.ToArray()) s.OnConnectionFailed(_error);
     }
 
-    private unsafe string ReadError()
-    {
-        Span<byte> buf = stackalloc byte[2048];
-        long n;
-        fixed (byte* p = buf) n = NativeMethods.qs_conn_error(_driver.Ep, Id, p, (nuint)buf.Length);
-        return n <= 0 ? "no reason given" : Encoding.UTF8.GetString(buf[..(int)Math.Min(n, buf.Length)]);
-    }
+    private string ReadError() => _driver.Native.CloseReason(Id);
 
     private QuicException HandshakeError(uint why, string reason)
     {

@@ -95,21 +95,17 @@ public sealed class QuicEndpoint : IDisposable, IAsyncDisposable
         }
     }
 
-    private unsafe QuicConnection StartConnect(IPEndPoint remote, string serverName)
+    private QuicConnection StartConnect(IPEndPoint remote, string serverName)
     {
-        lock (_driver.Lock)
+        _driver.ThrowIfStopped();
+        var to = Addresses.From(remote);
+        var name = Encoding.UTF8.GetBytes(serverName);
+        return _driver.Call(() =>
         {
-            _driver.ThrowIfStopped();
-            var to = Addresses.From(remote);
-            var name = Encoding.UTF8.GetBytes(serverName);
-            ulong id;
-            fixed (byte* n = name)
-                NativeErrors.Check(NativeMethods.qs_endpoint_connect(_driver.Ep, &to, n, (nuint)name.Length, &id), $"Connecting to {remote}");
-            var conn = new QuicConnection(_driver, id, isServer: false, remote, serverName);
+            var conn = new QuicConnection(_driver, _driver.Native.Connect(to, name, remote.ToString()), isServer: false, remote, serverName);
             _driver.Add(conn);
-            _driver.AfterUserOperation();
             return conn;
-        }
+        });
     }
 
     /// <summary>Server: waits for the next client whose handshake has completed.</summary>
@@ -127,15 +123,16 @@ public sealed class QuicEndpoint : IDisposable, IAsyncDisposable
     }
 
     /// <summary>What happened to connection attempts so far.</summary>
-    public unsafe QuicEndpointStats GetStats()
+    public QuicEndpointStats GetStats()
     {
-        lock (_driver.Lock)
-        {
-            _driver.ThrowIfStopped();
-            QsEndpointStats s;
-            NativeErrors.Check(NativeMethods.qs_endpoint_stats(_driver.Ep, &s), "Reading endpoint statistics");
-            return new QuicEndpointStats((long)s.Connections, (long)s.RetriesSent, (long)s.Refused, (long)s.Open);
-        }
+        _driver.ThrowIfStopped();
+        return _driver.Call(ReadStats);
+    }
+
+    private QuicEndpointStats ReadStats()
+    {
+        var s = _driver.Native.EndpointStats();
+        return new QuicEndpointStats((long)s.Connections, (long)s.RetriesSent, (long)s.Refused, (long)s.Open);
     }
 
     /// <summary>How many connections the engine holds, closing ones included.</summary>
@@ -143,11 +140,8 @@ public sealed class QuicEndpoint : IDisposable, IAsyncDisposable
     {
         get
         {
-            lock (_driver.Lock)
-            {
-                _driver.ThrowIfStopped();
-                return (int)NativeMethods.qs_endpoint_connection_count(_driver.Ep);
-            }
+            _driver.ThrowIfStopped();
+            return _driver.Call(() => _driver.Native.ConnectionCount());
         }
     }
 
@@ -168,14 +162,5 @@ public sealed class QuicEndpoint : IDisposable, IAsyncDisposable
     public static long LiveNativeObjects => NativeMethods.qs_live_objects();
 
     /// <summary>The native library's version text.</summary>
-    public static unsafe string NativeVersion
-    {
-        get
-        {
-            Span<byte> buf = stackalloc byte[256];
-            long n;
-            fixed (byte* p = buf) n = NativeMethods.qs_version(p, (nuint)buf.Length);
-            return Encoding.UTF8.GetString(buf[..(int)Math.Min(n, buf.Length)]);
-        }
-    }
+    public static unsafe string NativeVersion => NativeText.Utf8((p, n) => NativeMethods.qs_version(p, n));
 }

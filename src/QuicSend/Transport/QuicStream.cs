@@ -3,29 +3,34 @@ using QuicSend.Native;
 namespace QuicSend.Transport;
 
 /// <summary>
-/// One QUIC stream as a <see cref="Stream"/>. Writes that flow or congestion
-/// control refuse wait for the engine's WRITABLE event; reads with nothing
-/// buffered wait for READABLE. One read and one write may be in flight at once.
+/// One QUIC stream as a <see cref="Stream"/>. Reads, writes and header waits are
+/// posted to the endpoint's driver thread, which runs them against the engine and
+/// completes them: a write that flow or congestion control refuses resumes on the
+/// engine's WRITABLE event, a read with nothing buffered on READABLE. One read and
+/// one write may be in flight at once. Cancelling a read stops the stream's
+/// receiving side; cancelling a write resets its sending side.
 /// </summary>
-public sealed class QuicStream : Stream
+public sealed partial class QuicStream : Stream
 {
     private const int MaxWriteSlice = 256 * 1024;
 
     private readonly QuicConnection _conn;
     private readonly EndpointDriver _driver;
-    private readonly AsyncSignal _readable = new();
-    private readonly AsyncSignal _writable = new();
     private readonly bool _canRead;
     private readonly bool _canWrite;
     private readonly bool _h3;          // an HTTP/3 request stream: bodies are framed by the engine
-    private readonly AsyncSignal _headersReady = new();
-    private long? _h3ResetCode;
+    private readonly ReadOperation _read;
+    private readonly WriteOperation _write;
+    private readonly HeadersOperation _headers;
     private readonly TaskCompletionSource _acknowledged = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private int _disposed;              // set by the user thread that disposes
+
+    // Driver-thread state.
+    private long? _h3ResetCode;
     private bool _readDone;      // end of stream read, reset received, or reading stopped by us
     private bool _writeDone;     // finished or reset by us
     private QuicException? _readError;
     private QuicException? _writeError;
-    private bool _disposed;
 
     internal QuicStream(QuicConnection conn, ulong id, bool readable, bool writable, bool http3 = false)
     {
@@ -37,6 +42,9 @@ public sealed class QuicStream : Stream
         _canWrite = writable;
         _readDone = !readable;
         _writeDone = !writable;
+        _read = new ReadOperation(this);
+        _write = new WriteOperation(this);
+        _headers = new HeadersOperation(this);
     }
 
     /// <summary>The QUIC stream id.</summary>
@@ -44,108 +52,34 @@ public sealed class QuicStream : Stream
 
     public QuicConnection Connection => _conn;
 
-    public override bool CanRead => _canRead && !_disposed;
-    public override bool CanWrite => _canWrite && !_disposed;
+    private bool IsDisposed => Volatile.Read(ref _disposed) != 0;
+
+    public override bool CanRead => _canRead && !IsDisposed;
+    public override bool CanWrite => _canWrite && !IsDisposed;
     public override bool CanSeek => false;
     public override long Length => throw new NotSupportedException();
     public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
 
-    public override async ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default)
+    /// <summary>The error code a cancelled read or write tells the peer.</summary>
+    private ulong CancelCode => _h3 ? Http3Errors.RequestCancelled : 0;
+
+    public override ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default)
     {
         if (!_canRead) throw new NotSupportedException("This is a unidirectional stream opened by this side; it cannot be read.");
-        if (buffer.Length == 0) return 0;
-        while (true)
-        {
-            ValueTask wait;
-            lock (_driver.Lock)
-            {
-                if (_readError is not null) throw _readError;
-                if (_readDone) return 0;
-                ObjectDisposedException.ThrowIf(_disposed, this);
-                long n = NativeRead(buffer.Span, out bool fin, out ulong code);
-                if (n >= 0)
-                {
-                    if (fin) ReadFinished();
-                    _driver.AfterUserOperation(); // reading may have opened the peer's flow-control window
-                    return (int)n;
-                }
-                if (n == QsConst.QS_ERR_STREAM_RESET)
-                {
-                    _readError = new QuicException(QuicError.StreamAborted, $"The peer reset stream {Id} with code {code}.") { ErrorCode = (long)code };
-                    ReadFinished();
-                    throw _readError;
-                }
-                if (n != QsConst.QS_DONE) throw Failure((int)n, "Reading");
-                // Nothing buffered: a closed connection will bring nothing more.
-                if (_conn.IsClosed) throw _conn.Error();
-                wait = _readable.Arm(cancellationToken);
-            }
-            await wait.ConfigureAwait(false);
-        }
-    }
-
-    private unsafe long NativeRead(Span<byte> buffer, out bool fin, out ulong code)
-    {
-        byte f = 0;
-        ulong c = 0;
-        long n;
-        fixed (byte* p = buffer)
-            n = _h3
-                ? NativeMethods.qs_h3_recv_body(_driver.Ep, _conn.Id, (ulong)Id, p, (nuint)buffer.Length, &f, &c)
-                : NativeMethods.qs_stream_read(_driver.Ep, _conn.Id, (ulong)Id, p, (nuint)buffer.Length, &f, &c);
-        fin = f != 0;
-        code = c;
-        return n;
-    }
-
-    private unsafe long NativeWrite(ReadOnlySpan<byte> buffer, bool fin, out ulong code)
-    {
-        ulong c = 0;
-        long n;
-        fixed (byte* p = buffer)
-            n = _h3
-                ? NativeMethods.qs_h3_send_body(_driver.Ep, _conn.Id, (ulong)Id, p, (nuint)buffer.Length, fin, &c)
-                : NativeMethods.qs_stream_write(_driver.Ep, _conn.Id, (ulong)Id, p, (nuint)buffer.Length, fin, &c);
-        code = c;
-        return n;
+        ObjectDisposedException.ThrowIf(IsDisposed, this);
+        if (buffer.Length == 0) return ValueTask.FromResult(0);
+        return _read.Start(buffer, cancellationToken);
     }
 
     public override ValueTask WriteAsync(ReadOnlyMemory<byte> buffer, CancellationToken cancellationToken = default) =>
         WriteAsync(buffer, completeWrites: false, cancellationToken);
 
     /// <summary>Writes, and with <paramref name="completeWrites"/> ends the stream after these bytes.</summary>
-    public async ValueTask WriteAsync(ReadOnlyMemory<byte> buffer, bool completeWrites, CancellationToken cancellationToken = default)
+    public ValueTask WriteAsync(ReadOnlyMemory<byte> buffer, bool completeWrites, CancellationToken cancellationToken = default)
     {
         if (!_canWrite) throw new NotSupportedException("This is a unidirectional stream opened by the peer; it cannot be written.");
-        while (true)
-        {
-            ValueTask wait;
-            lock (_driver.Lock)
-            {
-                if (_writeError is not null) throw _writeError;
-                ObjectDisposedException.ThrowIf(_disposed, this);
-                if (_writeDone) throw new InvalidOperationException($"Stream {Id} was already completed for writing.");
-                _conn.ThrowIfClosed();
-                // Hand the engine at most MaxWriteSlice per call: it copies each call into one
-                // allocation, and slices that size are recycled by the allocator instead of
-                // being mapped fresh (page faults) for every multi-megabyte write.
-                var slice = buffer.Length > MaxWriteSlice ? buffer[..MaxWriteSlice] : buffer;
-                bool fin = completeWrites && slice.Length == buffer.Length;
-                long n = NativeWrite(slice.Span, fin, out ulong code);
-                if (n >= 0)
-                {
-                    buffer = buffer[(int)n..];
-                    if (buffer.IsEmpty && completeWrites) WriteFinished();
-                    _driver.AfterUserOperation();
-                    if (buffer.IsEmpty) return;
-                    continue; // partly taken: try the rest at once; the next call says BLOCKED if nothing fits
-                }
-                if (n == QsConst.QS_ERR_STREAM_RESET) throw StoppedError((long)code);
-                if (n != QsConst.QS_BLOCKED) throw Failure((int)n, "Writing");
-                wait = _writable.Arm(cancellationToken);
-            }
-            await wait.ConfigureAwait(false);
-        }
+        ObjectDisposedException.ThrowIf(IsDisposed, this);
+        return _write.StartBody(buffer, completeWrites, cancellationToken);
     }
 
     /// <summary>Ends the sending side: the peer reads to the end of what was written.</summary>
@@ -156,17 +90,18 @@ public sealed class QuicStream : Stream
             CompleteWritesAsync().AsTask().GetAwaiter().GetResult();
             return;
         }
-        lock (_driver.Lock)
+        if (!_canWrite) return;
+        ObjectDisposedException.ThrowIf(IsDisposed, this);
+        _driver.Call(() =>
         {
-            if (_writeDone || !_canWrite) return;
+            if (_writeDone) return;
             if (_writeError is not null) throw _writeError;
             _conn.ThrowIfClosed();
-            int rc = NativeMethods.qs_stream_finish(_driver.Ep, _conn.Id, (ulong)Id);
+            int rc = _driver.Native.Finish(_conn.Id, (ulong)Id);
             if (rc == QsConst.QS_ERR_STREAM_RESET) throw StoppedError(0);
             if (rc < 0) throw Failure(rc, "Completing writes");
-            WriteFinished();
-            _driver.AfterUserOperation();
-        }
+            _writeDone = true;
+        });
     }
 
     /// <summary>Ends the sending side, waiting if framing bytes are still queued (HTTP/3).</summary>
@@ -177,105 +112,38 @@ public sealed class QuicStream : Stream
             CompleteWrites();
             return ValueTask.CompletedTask;
         }
-        lock (_driver.Lock)
-        {
-            if (_writeDone) return ValueTask.CompletedTask;
-        }
         return WriteAsync(ReadOnlyMemory<byte>.Empty, completeWrites: true, cancellationToken);
     }
 
-    /// <summary>The header section received on this HTTP/3 stream (packed), waiting for it on a client.</summary>
-    internal async ValueTask<byte[]> ReadHeadersAsync(bool trailers, CancellationToken cancellationToken)
+    /// <summary>The header section received on this HTTP/3 stream (packed), waiting for it on a client;
+    /// trailers are read as they stand (none yet: empty).</summary>
+    internal ValueTask<byte[]> ReadHeadersAsync(bool trailers, CancellationToken cancellationToken)
     {
-        while (true)
+        if (!trailers) return _headers.Start(cancellationToken);
+        return new ValueTask<byte[]>(_driver.CallAsync(() =>
         {
-            ValueTask wait;
-            lock (_driver.Lock)
-            {
-                if (_h3ResetCode is long code)
-                    throw new QuicException(QuicError.StreamAborted, $"The server ended request stream {Id} without a response ({Http3Errors.Name(code)}).") { ErrorCode = code };
-                var got = ReadHeadersLocked(trailers);
-                if (got is not null) return got;
-                if (trailers) return [];
-                _conn.ThrowIfClosed();
-                wait = _headersReady.Arm(cancellationToken);
-            }
-            await wait.ConfigureAwait(false);
-        }
-    }
-
-    private unsafe byte[]? ReadHeadersLocked(bool trailers)
-    {
-        long n = NativeMethods.qs_h3_recv_headers(_driver.Ep, _conn.Id, (ulong)Id, trailers, null, 0);
-        if (n == QsConst.QS_DONE) return null;
-        NativeErrors.Check(n, "Reading a header section");
-        var buf = new byte[n];
-        fixed (byte* p = buf) n = NativeMethods.qs_h3_recv_headers(_driver.Ep, _conn.Id, (ulong)Id, trailers, p, (nuint)buf.Length);
-        return buf;
+            if (_h3ResetCode is long code) throw NoResponseError(code);
+            return ReadHeaderSection(trailers: true) ?? [];
+        }));
     }
 
     /// <summary>Sends the response header section (server side of an HTTP/3 stream), waiting for stream credit when the engine has none.</summary>
     internal ValueTask SendResponseHeadersAsync(byte[] packed, bool endStream, CancellationToken cancellationToken = default) =>
-        SendSectionAsync(packed, trailers: false, endStream, cancellationToken);
+        _write.StartSection(packed, trailers: false, endStream, cancellationToken);
 
     /// <summary>Sends a trailer section and ends the body (HTTP/3), waiting for stream credit when the engine has none.</summary>
     internal ValueTask SendTrailersAsync(byte[] packed, CancellationToken cancellationToken = default) =>
-        SendSectionAsync(packed, trailers: true, endStream: true, cancellationToken);
-
-    private async ValueTask SendSectionAsync(byte[] packed, bool trailers, bool endStream, CancellationToken cancellationToken)
-    {
-        while (true)
-        {
-            ValueTask wait;
-            lock (_driver.Lock)
-            {
-                if (trailers && _writeError is not null) throw _writeError;
-                _conn.ThrowIfClosed();
-                int rc = NativeSendSection(packed, trailers, endStream);
-                if (rc >= 0)
-                {
-                    if (endStream) WriteFinished();
-                    _driver.AfterUserOperation();
-                    return;
-                }
-                if (rc != QsConst.QS_BLOCKED) throw NativeErrors.ToException(rc, trailers ? $"Sending trailers on stream {Id}" : $"Sending the response on stream {Id}");
-                wait = _writable.Arm(cancellationToken);
-            }
-            await wait.ConfigureAwait(false);
-        }
-    }
-
-    private unsafe int NativeSendSection(byte[] packed, bool trailers, bool endStream)
-    {
-        fixed (byte* p = packed)
-            return trailers
-                ? NativeMethods.qs_h3_send_trailers(_driver.Ep, _conn.Id, (ulong)Id, p, (nuint)packed.Length)
-                : NativeMethods.qs_h3_send_response(_driver.Ep, _conn.Id, (ulong)Id, p, (nuint)packed.Length, endStream);
-    }
+        _write.StartSection(packed, trailers: true, endStream: true, cancellationToken);
 
     /// <summary>Abandons the stream: resets the sending side and asks the peer to stop sending, with an error code.</summary>
     public void Abort(long errorCode)
     {
-        lock (_driver.Lock)
-        {
-            if (_conn.IsClosed) return;
-            if (!_writeDone)
-            {
-                NativeMethods.qs_stream_reset(_driver.Ep, _conn.Id, (ulong)Id, (ulong)errorCode);
-                _writeError ??= new QuicException(QuicError.StreamAborted, $"Stream {Id} was aborted locally with code {errorCode}.") { ErrorCode = errorCode };
-                WriteFinished();
-            }
-            if (!_readDone)
-            {
-                NativeMethods.qs_stream_stop(_driver.Ep, _conn.Id, (ulong)Id, (ulong)errorCode);
-                _readError ??= new QuicException(QuicError.StreamAborted, $"Stream {Id} was aborted locally with code {errorCode}.") { ErrorCode = errorCode };
-                ReadFinished();
-            }
-            _readable.Fail(_readError ?? _conn.Error());
-            _writable.Fail(_writeError ?? _conn.Error());
-            _driver.AfterUserOperation();
-        }
+        if (IsDisposed) return;
+        _driver.Post(new DriverAction(() => AbortOnDriver((ulong)errorCode)));
     }
+
+    /// <summary>Completes when everything written (and the end) was acknowledged by the peer.</summary>
+    public Task WritesAcknowledged => _acknowledged.Task;
 
     // Stream's synchronous members, for APIs that need them.
     public override int Read(byte[] buffer, int offset, int count) => ReadAsync(buffer.AsMemory(offset, count)).AsTask().GetAwaiter().GetResult();
@@ -289,48 +157,65 @@ public sealed class QuicStream : Stream
 
     /// <summary>
     /// Disposing completes the sending side gracefully (the peer sees the end of
-    /// the stream) and stops reading anything not yet read.
+    /// the stream) and stops reading anything not yet read; an HTTP/3 message cut
+    /// short is reset instead, so it cannot look complete. Pending operations fail.
     /// </summary>
     protected override void Dispose(bool disposing)
     {
-        if (disposing)
+        if (disposing && Interlocked.Exchange(ref _disposed, 1) == 0)
+            _driver.Post(new DriverAction(DisposeOnDriver));
+        base.Dispose(disposing);
+    }
+
+    private void DisposeOnDriver()
+    {
+        if (!_conn.IsClosed)
         {
-            lock (_driver.Lock)
+            if (_h3)
             {
-                if (_disposed) return;
-                if (!_conn.IsClosed && !_driver.IsStopping)
-                {
-                    if (_h3)
-                    {
-                        // An HTTP message cut short must not look complete: reset it, then let the engine forget it.
-                        if (!_writeDone && _writeError is null) NativeMethods.qs_stream_reset(_driver.Ep, _conn.Id, (ulong)Id, Http3Errors.RequestCancelled);
-                        NativeMethods.qs_h3_stream_release(_driver.Ep, _conn.Id, (ulong)Id);
-                    }
-                    else
-                    {
-                        if (!_writeDone && _writeError is null) NativeMethods.qs_stream_finish(_driver.Ep, _conn.Id, (ulong)Id);
-                        if (!_readDone) NativeMethods.qs_stream_stop(_driver.Ep, _conn.Id, (ulong)Id, 0);
-                    }
-                    _driver.AfterUserOperation();
-                }
-                _writeDone = _readDone = true;
-                _disposed = true;
-                _readable.Fail(new ObjectDisposedException(nameof(QuicStream)));
-                _headersReady.Fail(new ObjectDisposedException(nameof(QuicStream)));
-                _writable.Fail(new ObjectDisposedException(nameof(QuicStream)));
-                _conn.Forget((ulong)Id);
+                if (!_writeDone && _writeError is null) _driver.Native.Reset(_conn.Id, (ulong)Id, Http3Errors.RequestCancelled);
+                _driver.Native.ReleaseRequest(_conn.Id, (ulong)Id);
+            }
+            else
+            {
+                if (!_writeDone && _writeError is null) _driver.Native.Finish(_conn.Id, (ulong)Id);
+                if (!_readDone) _driver.Native.StopReading(_conn.Id, (ulong)Id, 0);
             }
         }
-        base.Dispose(disposing);
+        _writeDone = _readDone = true;
+        var error = new ObjectDisposedException(nameof(QuicStream));
+        _read.Abandon(error);
+        _write.Abandon(error);
+        _headers.Abandon(error);
+        _conn.Forget((ulong)Id);
+    }
+
+    /// <summary>Driver: resets what is still open for writing and stops what is still open for reading.</summary>
+    internal void AbortOnDriver(ulong errorCode)
+    {
+        if (_conn.IsClosed) return;
+        if (!_writeDone)
+        {
+            _driver.Native.Reset(_conn.Id, (ulong)Id, errorCode);
+            _writeError ??= new QuicException(QuicError.StreamAborted, $"Stream {Id} was aborted locally with code {errorCode}.") { ErrorCode = (long)errorCode };
+            _writeDone = true;
+        }
+        if (!_readDone)
+        {
+            _driver.Native.StopReading(_conn.Id, (ulong)Id, errorCode);
+            _readError ??= new QuicException(QuicError.StreamAborted, $"Stream {Id} was aborted locally with code {errorCode}.") { ErrorCode = (long)errorCode };
+            ReadFinished();
+        }
+        _read.Resume();
+        _write.Resume();
+        _headers.Resume();
     }
 
     private void ReadFinished()
     {
         _readDone = true;
-        if (_writeDone && !_disposed) _conn.Forget((ulong)Id);
+        if (_writeDone && !IsDisposed) _conn.Forget((ulong)Id);
     }
-
-    private void WriteFinished() => _writeDone = true;
 
     private QuicException StoppedError(long code)
     {
@@ -339,29 +224,27 @@ public sealed class QuicStream : Stream
         return _writeError;
     }
 
+    private QuicException NoResponseError(long code) =>
+        new(QuicError.StreamAborted, $"The server ended request stream {Id} without a response ({Http3Errors.Name(code)}).") { ErrorCode = code };
+
     private Exception Failure(int rc, string what) =>
         _conn.IsClosed ? _conn.Error() : NativeErrors.ToException(rc, $"{what} stream {Id}");
 
-    // Driver callbacks, under the endpoint lock.
-    internal void OnReadable() => _readable.Set();
+    // Engine events, on the driver thread.
+    internal void OnReadable() => _read.Resume();
 
-    internal void OnHeaders() => _headersReady.Set();
+    internal void OnHeaders() => _headers.Resume();
+
+    internal void OnWritable() => _write.Resume();
 
     internal void OnH3Reset(long code)
     {
         _h3ResetCode = code;
-        var e = new QuicException(QuicError.StreamAborted, $"Stream {Id} ended early: {Http3Errors.Name(code)}.") { ErrorCode = code };
-        _readError ??= e;
+        _readError ??= new QuicException(QuicError.StreamAborted, $"Stream {Id} ended early: {Http3Errors.Name(code)}.") { ErrorCode = code };
         _readDone = true;
-        _headersReady.Fail(e);
-        _readable.Fail(e);
+        _headers.Resume();
+        _read.Resume();
     }
-
-
-    internal void OnWritable() => _writable.Set();
-
-    /// <summary>Completes when everything written (and the end) was acknowledged by the peer.</summary>
-    public Task WritesAcknowledged => _acknowledged.Task;
 
     internal void OnFinished()
     {
@@ -371,18 +254,18 @@ public sealed class QuicStream : Stream
 
     internal void OnStopped(long code)
     {
-        var e = StoppedError(code);
-        _writable.Fail(e);
+        StoppedError(code);
+        _write.Resume();
     }
 
     internal void OnConnectionFailed(QuicException error)
     {
-        // Reads are woken, not failed: what already arrived can still be read; the next
-        // read that finds nothing reports the connection's error.
+        // A pending read is retried, not failed: what already arrived can still be read;
+        // the read that finds nothing reports the connection's error.
         if (!_writeDone) _writeError ??= error;
-        _readable.Set();
-        _writable.Fail(error);
-        _headersReady.Set();
+        _read.Resume();
+        _write.Resume();
+        _headers.Resume();
         _acknowledged.TrySetException(error);
     }
 }

@@ -1,0 +1,216 @@
+using QuicSend.Native;
+
+namespace QuicSend.Transport;
+
+// The three kinds of operation a stream has in flight, each run by the driver thread.
+public sealed partial class QuicStream
+{
+    private long NativeRead(Span<byte> buffer, out bool fin, out ulong code) =>
+        _driver.Native.Read(_conn.Id, (ulong)Id, _h3, buffer, out fin, out code);
+
+    private long NativeWrite(ReadOnlySpan<byte> buffer, bool fin, out ulong code) =>
+        _driver.Native.Write(_conn.Id, (ulong)Id, _h3, buffer, fin, out code);
+
+    private int NativeSendSection(byte[] packed, bool trailers, bool endStream) =>
+        _driver.Native.SendSection(_conn.Id, (ulong)Id, packed, trailers, endStream);
+
+    /// <summary>The header section (or trailers) the engine holds for this stream, or null when none has arrived.</summary>
+    private byte[]? ReadHeaderSection(bool trailers)
+    {
+        var packed = _driver.Native.HeaderSection(_conn.Id, (ulong)Id, trailers, out long rc);
+        if (rc == QsConst.QS_DONE) return null;
+        if (rc < 0) throw Failure((int)rc, "Reading a header section of");
+        return packed;
+    }
+
+    /// <summary>Driver: the caller cancelled a read: stop the receiving side, so the peer stops sending.</summary>
+    private void CancelReading()
+    {
+        if (_readDone) return;
+        if (!_conn.IsClosed) _driver.Native.StopReading(_conn.Id, (ulong)Id, CancelCode);
+        _readError ??= new QuicException(QuicError.StreamAborted, $"A read of stream {Id} was cancelled, which stopped its receiving side.") { ErrorCode = (long)CancelCode };
+        ReadFinished();
+    }
+
+    /// <summary>Driver: the caller cancelled a write: reset the sending side, so the peer never takes a cut message as whole.</summary>
+    private void CancelWriting()
+    {
+        if (_writeDone) return;
+        if (!_conn.IsClosed) _driver.Native.Reset(_conn.Id, (ulong)Id, CancelCode);
+        _writeError ??= new QuicException(QuicError.StreamAborted, $"A write to stream {Id} was cancelled, which reset its sending side.") { ErrorCode = (long)CancelCode };
+        _writeDone = true;
+    }
+
+    private sealed class ReadOperation(QuicStream s) : StreamOperation<int>(s._driver)
+    {
+        private Memory<byte> _buffer;
+
+        protected override string BusyMessage => $"Another read of stream {s.Id} is already in progress.";
+
+        public ValueTask<int> Start(Memory<byte> buffer, CancellationToken cancellationToken)
+        {
+            // The buffer is touched only by the driver, and only until the operation completes.
+            _buffer = buffer;
+            return new ValueTask<int>(this, Begin(cancellationToken));
+        }
+
+        protected override void Step()
+        {
+            if (s._readError is not null) { Done(s._readError); return; }
+            if (s._readDone) { Done(0); return; }
+            long n = s.NativeRead(_buffer.Span, out bool fin, out ulong code);
+            if (n >= 0)
+            {
+                if (fin) s.ReadFinished();
+                Done((int)n);
+                return;
+            }
+            if (n == QsConst.QS_ERR_STREAM_RESET)
+            {
+                s._readError = new QuicException(QuicError.StreamAborted, $"The peer reset stream {s.Id} with code {code}.") { ErrorCode = (long)code };
+                s.ReadFinished();
+                Done(s._readError);
+                return;
+            }
+            if (n != QsConst.QS_DONE) { Done(s.Failure((int)n, "Reading")); return; }
+            // Nothing buffered: a closed connection will bring nothing more; otherwise wait for READABLE.
+            if (s._conn.IsClosed) Done(s._conn.Error());
+        }
+
+        protected override void OnCancelled(OperationCanceledException error)
+        {
+            s.CancelReading();
+            Done(error);
+        }
+
+        private void Done(int n)
+        {
+            _buffer = default;
+            Complete(n);
+        }
+
+        private void Done(Exception error)
+        {
+            _buffer = default;
+            Fail(error);
+        }
+    }
+
+    private sealed class WriteOperation(QuicStream s) : StreamOperation<bool>(s._driver)
+    {
+        private ReadOnlyMemory<byte> _buffer;
+        private bool _fin;
+        private byte[]? _section;   // an HTTP/3 header or trailer section instead of body bytes
+        private bool _trailers;
+
+        protected override string BusyMessage => $"Another write to stream {s.Id} is already in progress.";
+
+        public ValueTask StartBody(ReadOnlyMemory<byte> buffer, bool fin, CancellationToken cancellationToken)
+        {
+            _buffer = buffer;
+            _fin = fin;
+            _section = null;
+            return new ValueTask(this, Begin(cancellationToken));
+        }
+
+        public ValueTask StartSection(byte[] packed, bool trailers, bool endStream, CancellationToken cancellationToken)
+        {
+            _section = packed;
+            _trailers = trailers;
+            _fin = endStream;
+            _buffer = default;
+            return new ValueTask(this, Begin(cancellationToken));
+        }
+
+        protected override void Step()
+        {
+            if (_section is not null) { StepSection(_section); return; }
+            if (s._writeError is not null) { Done(s._writeError); return; }
+            if (s._writeDone)
+            {
+                // Completing writes twice is harmless; writing after the end is not.
+                if (_buffer.IsEmpty && _fin) Done(null);
+                else Done(new InvalidOperationException($"Stream {s.Id} was already completed for writing."));
+                return;
+            }
+            if (s._conn.IsClosed) { Done(s._conn.Error()); return; }
+            if (_buffer.IsEmpty && !_fin) { Done(null); return; }
+            while (true)
+            {
+                // Hand the engine at most MaxWriteSlice per call: it copies each call into one
+                // allocation, and slices that size are recycled by the allocator instead of
+                // being mapped fresh (page faults) for every multi-megabyte write.
+                var slice = _buffer.Length > MaxWriteSlice ? _buffer[..MaxWriteSlice] : _buffer;
+                bool fin = _fin && slice.Length == _buffer.Length;
+                long n = s.NativeWrite(slice.Span, fin, out ulong code);
+                if (n >= 0)
+                {
+                    _buffer = _buffer[(int)n..];
+                    if (_buffer.IsEmpty && (!_fin || fin))
+                    {
+                        if (_fin) s._writeDone = true;
+                        Done(null);
+                        return;
+                    }
+                    continue; // partly taken: try the rest at once; the next call says BLOCKED if nothing fits
+                }
+                if (n == QsConst.QS_ERR_STREAM_RESET) { Done(s.StoppedError((long)code)); return; }
+                if (n != QsConst.QS_BLOCKED) Done(s.Failure((int)n, "Writing"));
+                return; // BLOCKED: WRITABLE resumes
+            }
+        }
+
+        private void StepSection(byte[] packed)
+        {
+            if (_trailers && s._writeError is not null) { Done(s._writeError); return; }
+            if (s._conn.IsClosed) { Done(s._conn.Error()); return; }
+            int rc = s.NativeSendSection(packed, _trailers, _fin);
+            if (rc >= 0)
+            {
+                if (_fin) s._writeDone = true;
+                Done(null);
+                return;
+            }
+            if (rc != QsConst.QS_BLOCKED)
+                Done(NativeErrors.ToException(rc, _trailers ? $"Sending trailers on stream {s.Id}" : $"Sending the response on stream {s.Id}"));
+        }
+
+        protected override void OnCancelled(OperationCanceledException error)
+        {
+            s.CancelWriting();
+            Done(error);
+        }
+
+        private void Done(Exception? error)
+        {
+            _buffer = default;
+            _section = null;
+            if (error is null) Complete(true);
+            else Fail(error);
+        }
+    }
+
+    private sealed class HeadersOperation(QuicStream s) : StreamOperation<byte[]>(s._driver)
+    {
+        protected override string BusyMessage => $"The header section of stream {s.Id} is already awaited.";
+
+        public ValueTask<byte[]> Start(CancellationToken cancellationToken) => new(this, Begin(cancellationToken));
+
+        protected override void Step()
+        {
+            if (s._h3ResetCode is long code) { Fail(s.NoResponseError(code)); return; }
+            var got = s.ReadHeaderSection(trailers: false);
+            if (got is not null) { Complete(got); return; }
+            if (s._readError is not null) { Fail(s._readError); return; }
+            if (s._conn.IsClosed) Fail(s._conn.Error());
+            // else: H3_HEADERS resumes
+        }
+
+        protected override void OnCancelled(OperationCanceledException error)
+        {
+            // Nobody will read this response: abandon the whole exchange.
+            s.AbortOnDriver(s.CancelCode);
+            Fail(error);
+        }
+    }
+}
