@@ -87,4 +87,48 @@ public class HttpDefectTests
         Assert.That(await resp.ReadBodyAsync(cancellationToken: cts.Token), Is.EqualTo(payload));
         cts.Cancel();
     }
+
+    [Test]
+    public async Task ServerOptionsReusedForTwoServersAreLeftAsGiven()
+    {
+        using var cts = Deadline();
+        var transport = TestPki.ServerOptions();
+        transport.AlpnProtocols.Clear();
+        var alpn = transport.AlpnProtocols;
+        var options = new QuicSendServerOptions { Transport = transport, Tokens = [HttpTests.Token] };
+        await using var first = new QuicSendServer(options);
+        await using var second = new QuicSendServer(options);
+        Assert.That(transport.Http3, Is.False, "Http3 is the server's own setting, not written into the caller's options");
+        Assert.That(transport.AlpnProtocols, Is.SameAs(alpn));
+        Assert.That(transport.AlpnProtocols, Is.Empty, "\"h3\" is not added to the caller's list");
+        Assert.That(options.Transport, Is.SameAs(transport));
+        foreach (var server in new[] { first, second })
+        {
+            var serving = HttpTests.ServeEchoAsync(server, cts.Token);
+            await using var client = await HttpTests.ConnectAsync(server);
+            using var r = await client.RequestAsync("/reuse", null, "ok", cts.Token);
+            Assert.That(await r.ReadTextAsync(cts.Token), Is.EqualTo("ok"), "each server built from the shared options serves");
+        }
+        cts.Cancel();
+    }
+
+    [Test]
+    public async Task ClientOptionsReusedForTwoClientsAreLeftAsGiven()
+    {
+        using var cts = Deadline();
+        await using var server = HttpTests.StartServer();
+        var serving = HttpTests.ServeEchoAsync(server, cts.Token);
+        var transport = TestPki.ClientOptions();
+        transport.AlpnProtocols.Clear();
+        var options = new QuicSendClientOptions { Transport = transport, Token = HttpTests.Token, ServerName = "localhost" };
+        for (int i = 0; i < 2; i++)
+        {
+            await using var client = await QuicSendClient.ConnectAsync(server.LocalEndPoint, options, cts.Token);
+            using var r = await client.RequestAsync("/reuse", null, $"client {i}", cts.Token);
+            Assert.That(await r.ReadTextAsync(cts.Token), Is.EqualTo($"client {i}"));
+            Assert.That(transport.Http3, Is.False, "Http3 is not written into the caller's options");
+            Assert.That(transport.AlpnProtocols, Is.Empty, "\"h3\" is not added to the caller's list");
+        }
+        cts.Cancel();
+    }
 }
