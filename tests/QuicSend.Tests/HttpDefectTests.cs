@@ -131,4 +131,78 @@ public class HttpDefectTests
         }
         cts.Cancel();
     }
+
+    [Test]
+    public async Task AServerRestartOnTheSamePortFailsAnOldClientsReadsWithAQuicException()
+    {
+        using var cts = Deadline(60);
+        var o = TestPki.ServerOptions();
+        o.AlpnProtocols.Clear();
+        var first = new QuicSendServer(new QuicSendServerOptions { Transport = o, Tokens = [HttpTests.Token] });
+        var port = first.LocalEndPoint;
+        var bodyStarted = new TaskCompletionSource();
+        // The first server starts a long body and never finishes it.
+        var serving = Task.Run(async () =>
+        {
+            try
+            {
+                await foreach (var req in first.AcceptRequestsAsync(cts.Token))
+                {
+                    if (req.Path == "/unanswered") continue; // left waiting for its response headers
+                    _ = Task.Run(async () =>
+                    {
+                        try
+                        {
+                            await req.RespondStreamingAsync(200, null, async s =>
+                            {
+                                await s.WriteAsync(new byte[1000], cts.Token);
+                                bodyStarted.TrySetResult();
+                                await Task.Delay(Timeout.Infinite, cts.Token);
+                                return [];
+                            }, cts.Token, contentLength: 1_000_000);
+                        }
+                        catch (Exception) { }
+                    });
+                }
+            }
+            catch (Exception) { }
+        });
+        await using var client = await HttpTests.ConnectAsync(first);
+        using var resp = await client.RequestAsync("/in-flight", null, "x", cts.Token);
+        var reading = resp.ReadBodyAsync(cancellationToken: cts.Token).AsTask();
+        await bodyStarted.Task.WaitAsync(cts.Token);
+        var unanswered = client.RequestAsync("/unanswered", null, "w", cts.Token);
+
+        // Restart: the old server goes away and a new one listens on the same port.
+        await first.DisposeAsync();
+        var o2 = TestPki.ServerOptions();
+        o2.AlpnProtocols.Clear();
+        o2.ListenEndPoint = new IPEndPoint(port.Address, port.Port);
+        await using var second = new QuicSendServer(new QuicSendServerOptions { Transport = o2, Tokens = [HttpTests.Token] });
+        var servingSecond = HttpTests.ServeEchoAsync(second, cts.Token);
+
+        var readError = Assert.CatchAsync<Exception>(async () => await reading);
+        // Long enough for the client to drain the closed connection: later calls find it gone from the engine.
+        await Task.Delay(3000, cts.Token);
+        Assert.That(readError, Is.InstanceOf<QuicException>(), $"the read in flight: {readError}");
+        Assert.That(((QuicException)readError!).Error, Is.EqualTo(QuicError.ConnectionClosed), readError.Message);
+        Assert.That(readError!.Message, Does.Contain("connection").IgnoreCase, readError.Message);
+        // The old client's next read and its next request fail the same way.
+        var again = Assert.CatchAsync<Exception>(async () => await resp.Body.ReadAsync(new byte[100], cts.Token));
+        Assert.That(again, Is.InstanceOf<QuicException>(), $"a read after the close: {again}");
+        var next = Assert.CatchAsync<Exception>(async () => await client.RequestAsync("/after-restart", null, "y", cts.Token));
+        Assert.That(next, Is.InstanceOf<QuicException>(), $"a request after the close: {next}");
+        var trailers = Assert.CatchAsync<Exception>(async () => await resp.ReadTrailersAsync(cts.Token));
+        Assert.That(trailers, Is.InstanceOf<QuicException>(), $"trailers after the close: {trailers}");
+        Assert.That(((QuicException)trailers!).Error, Is.EqualTo(QuicError.ConnectionClosed), trailers.Message);
+        var waiting = Assert.CatchAsync<Exception>(async () => await unanswered);
+        Assert.That(waiting, Is.InstanceOf<QuicException>(), $"a request waiting for its response: {waiting}");
+        Assert.That(((QuicException)waiting!).Error, Is.EqualTo(QuicError.ConnectionClosed), waiting.Message);
+
+        // A new client is served by the new server.
+        await using var fresh = await HttpTests.ConnectAsync(second);
+        using var ok = await fresh.RequestAsync("/fresh", null, "z", cts.Token);
+        Assert.That(await ok.ReadTextAsync(cts.Token), Is.EqualTo("z"));
+        cts.Cancel();
+    }
 }
