@@ -89,6 +89,31 @@ public class HttpDefectTests
     }
 
     [Test]
+    public async Task AStreamedResponseWithoutTrailersEndsCleanly()
+    {
+        // RespondStreamingAsync whose writer returns no trailers: the body simply ends (HTTP/3 has no empty trailer section).
+        using var cts = Deadline();
+        await using var server = HttpTests.StartServer();
+        var body = Echo.RandomBytes(100_000, 9);
+        var serving = Task.Run(async () =>
+        {
+            await foreach (var req in server.AcceptRequestsAsync(cts.Token))
+                using (req)
+                    await req.RespondStreamingAsync(200, null, async s =>
+                    {
+                        await s.WriteAsync(body, cts.Token);
+                        return [];
+                    }, cts.Token, contentLength: body.Length);
+        });
+        await using var client = await HttpTests.ConnectAsync(server);
+        using var resp = await client.RequestAsync("/no-trailers", null, "x", cts.Token);
+        Assert.That(await resp.ReadBodyAsync(cancellationToken: cts.Token), Is.EqualTo(body));
+        Assert.That(await resp.ReadTrailersAsync(cts.Token), Is.Empty);
+        Assert.That(serving.IsFaulted, Is.False, () => $"the server's handler failed: {serving.Exception}");
+        cts.Cancel();
+    }
+
+    [Test]
     public async Task ServerOptionsReusedForTwoServersAreLeftAsGiven()
     {
         using var cts = Deadline();
