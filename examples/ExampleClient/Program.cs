@@ -132,14 +132,21 @@ await using (client)
             }
             long received = 0;
             int got;
-            while ((got = await response.Body.ReadAsync(buffer, stop.Token)) > 0) received += got;
+            // Hashed as it streams, so what arrived can be checked, not just counted.
+            using var sha = System.Security.Cryptography.IncrementalHash.CreateHash(System.Security.Cryptography.HashAlgorithmName.SHA256);
+            while ((got = await response.Body.ReadAsync(buffer, stop.Token)) > 0)
+            {
+                received += got;
+                sha.AppendData(buffer, 0, got);
+            }
             if (response.ContentLength is long expected && expected != received)
                 throw new IOException($"response #{n} ended after {received} of {expected} bytes.");
             var seconds = sw.Elapsed.TotalSeconds;
             Interlocked.Add(ref bytes, received);
             var done = Interlocked.Increment(ref completed);
             Console.WriteLine($"Throughput: {received / 1048576.0 / seconds:0.00} MiB/s " +
-                              $"(response {done}: request #{n}, status {response.Status}, hinfo={response.HeaderInfo ?? "None"}, {received} bytes in {seconds:0.00} s)");
+                              $"(response {done}: request #{n}, status {response.Status}, hinfo={response.HeaderInfo ?? "None"}, {received} bytes in {seconds:0.00} s, " +
+                              $"sha256 {Convert.ToHexStringLower(sha.GetHashAndReset())})");
         }
     }
 

@@ -148,13 +148,26 @@ public class ExampleTests
             "--token", Token, "--requests", "3", "--server-name", "localhost");
         var code = await client.WaitForExitAsync(TimeSpan.FromSeconds(45));
 
-        var lines = Regex.Matches(client.Output, @"^Throughput: ([0-9.]+) MiB/s .*$", RegexOptions.Multiline);
+        var lines = Regex.Matches(client.Output, @"^Throughput: ([0-9.]+) MiB/s \(response (\d+): request #(\d+), status (\d+), .*, (\d+) bytes in .*, sha256 ([0-9a-f]{64})\)$", RegexOptions.Multiline);
         TestContext.Out.WriteLine($"client finished in {sw.Elapsed.TotalSeconds:0.0} s:\n{client.Output}{client.Errors}");
         Assert.That(code, Is.Zero, $"client exit code; stderr: {client.Errors}");
-        Assert.That(lines, Has.Count.EqualTo(3), "three MiB/s lines");
-        foreach (Match m in lines) Assert.That(double.Parse(m.Groups[1].Value, System.Globalization.CultureInfo.InvariantCulture), Is.GreaterThan(0));
-        Assert.That(client.Output, Does.Contain("536870912 bytes"), "each response is 512 MiB");
-        Assert.That(client.Output, Does.Contain("Done: 3 responses"));
+        Assert.That(lines, Has.Count.EqualTo(3), "three throughput lines");
+        // The server's answer is 512 blocks of 1 MiB of 'A': each response must be exactly that, byte for byte.
+        var block = new byte[1 << 20];
+        Array.Fill(block, (byte)'A');
+        using var expected = System.Security.Cryptography.IncrementalHash.CreateHash(System.Security.Cryptography.HashAlgorithmName.SHA256);
+        for (int i = 0; i < 512; i++) expected.AppendData(block);
+        var expectedHash = Convert.ToHexStringLower(expected.GetHashAndReset());
+        foreach (Match m in lines)
+        {
+            Assert.That(double.Parse(m.Groups[1].Value, System.Globalization.CultureInfo.InvariantCulture), Is.GreaterThan(0), m.Value);
+            Assert.That(m.Groups[4].Value, Is.EqualTo("200"), m.Value);
+            Assert.That(m.Groups[5].Value, Is.EqualTo("536870912"), "each response is 512 MiB");
+            Assert.That(m.Groups[6].Value, Is.EqualTo(expectedHash), "each response's bytes are the server's");
+        }
+        Assert.That(lines.Select(m => m.Groups[2].Value), Is.EquivalentTo(new[] { "1", "2", "3" }), "responses 1 to 3, each once");
+        Assert.That(lines.Select(m => m.Groups[3].Value), Is.EquivalentTo(new[] { "1", "2", "3" }), "requests #1 to #3, each answered once");
+        Assert.That(client.Output, Does.Contain("Done: 3 responses, 1536 MiB"));
 
         await server.WaitForOutputAsync("(#3)", TimeSpan.FromSeconds(5));
         Assert.That(server.Output, Does.Contain("OnConnect: cid=1"));

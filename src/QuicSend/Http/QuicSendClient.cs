@@ -45,7 +45,7 @@ public sealed class QuicSendClient : IAsyncDisposable, IDisposable
     {
         _options = options;
         _server = server;
-        var t = options.Transport;
+        var t = OptionsCopy.Of(options.Transport);
         t.Http3 = true;
         if (!t.AlpnProtocols.Contains("h3")) t.AlpnProtocols.Add("h3");
         _endpoint = QuicEndpoint.CreateClient(t);

@@ -39,20 +39,30 @@ public abstract class QuicSendMessage : IAsyncDisposable, IDisposable
     public async ValueTask<IReadOnlyList<KeyValuePair<string, string>>> ReadTrailersAsync(CancellationToken cancellationToken = default) =>
         HeaderCodec.Unpack(await _stream.ReadHeadersAsync(trailers: true, cancellationToken).ConfigureAwait(false));
 
-    /// <summary>Reads the whole body into memory, refusing more than <paramref name="maxBytes"/>.</summary>
+    /// <summary>
+    /// Reads the whole body into memory, refusing more than <paramref name="maxBytes"/>. Memory grows
+    /// with the bytes received, not with the declared content-length; a body shorter or longer than
+    /// its content-length is an <see cref="InvalidDataException"/>.
+    /// </summary>
     public async ValueTask<byte[]> ReadBodyAsync(long maxBytes = 1L << 30, CancellationToken cancellationToken = default)
     {
         if (_bodyRead) throw new InvalidOperationException("The body was already read.");
         _bodyRead = true;
         if (ContentLength > maxBytes) throw new InvalidDataException($"The body is {ContentLength} bytes, more than the {maxBytes} allowed.");
-        using var ms = ContentLength is long l ? new MemoryStream((int)Math.Min(l, int.MaxValue)) : new MemoryStream();
-        var buf = new byte[256 * 1024];
+        // The declared length is the peer's word: start small and let the buffer grow as bytes arrive.
+        const int initial = 256 * 1024;
+        using var ms = new MemoryStream((int)Math.Min(ContentLength ?? initial, initial));
+        var buf = new byte[initial];
         int n;
         while ((n = await _body.ReadAsync(buf, cancellationToken).ConfigureAwait(false)) > 0)
         {
             if (ms.Length + n > maxBytes) throw new InvalidDataException($"The body exceeds the {maxBytes} bytes allowed.");
+            if (ms.Length + n > ContentLength)
+                throw new InvalidDataException($"The body is longer than its content-length: {ContentLength} bytes declared, at least {ms.Length + n} received.");
             ms.Write(buf, 0, n);
         }
+        if (ContentLength is long declared && ms.Length != declared)
+            throw new InvalidDataException($"The body is shorter than its content-length: {declared} bytes declared, {ms.Length} received.");
         return ms.Length == ms.Capacity ? ms.GetBuffer() : ms.ToArray();
     }
 

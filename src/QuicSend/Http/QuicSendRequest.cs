@@ -56,8 +56,10 @@ public sealed class QuicSendRequest : QuicSendMessage
         if (contentLength is long len) fields.Add(new(QuicSendHeaders.ContentLength, len.ToString(System.Globalization.CultureInfo.InvariantCulture)));
         if (headerInfo is not null) fields.Add(new(QuicSendHeaders.HeaderInfo, headerInfo));
         await _stream.SendResponseHeadersAsync(HeaderCodec.Pack(fields), endStream: false, cancellationToken).ConfigureAwait(false);
-        var trailers = await write(_stream).ConfigureAwait(false);
-        await _stream.SendTrailersAsync(HeaderCodec.Pack(trailers), cancellationToken).ConfigureAwait(false);
+        var trailers = (await write(_stream).ConfigureAwait(false)).ToList();
+        // An empty trailer section cannot be sent (quiche fails with InternalError): without trailers the body just ends.
+        if (trailers.Count == 0) await _stream.CompleteWritesAsync(cancellationToken).ConfigureAwait(false);
+        else await _stream.SendTrailersAsync(HeaderCodec.Pack(trailers), cancellationToken).ConfigureAwait(false);
     }
 
     internal bool Responded => Volatile.Read(ref _responded) != 0;

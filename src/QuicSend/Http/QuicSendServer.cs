@@ -56,7 +56,7 @@ public sealed class QuicSendServer : IAsyncDisposable, IDisposable
         _tokens = new TokenSet(options.Tokens);
         _anonymous = options.AllowAnonymous;
         _maxBody = options.MaxRequestBodySize;
-        var t = options.Transport;
+        var t = OptionsCopy.Of(options.Transport);
         t.Http3 = true;
         if (!t.AlpnProtocols.Contains("h3")) t.AlpnProtocols.Add("h3");
         _endpoint = QuicEndpoint.Listen(t);

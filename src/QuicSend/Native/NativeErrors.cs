@@ -21,6 +21,8 @@ internal static unsafe class NativeErrors
             QsConst.QS_ERR_TLS_CONFIG => new QuicConfigurationException(message),
             QsConst.QS_ERR_INVALID_STATE => new InvalidOperationException(message),
             QsConst.QS_ERR_CONNECT => new QuicException(QuicError.ConnectFailed, message),
+            // E.g. a call on a connection the peer closed and the engine has since drained (a server restart).
+            QsConst.QS_ERR_CONNECTION_CLOSED => new QuicException(QuicError.ConnectionClosed, message),
             QsConst.QS_ERR_PANIC => new QuicException(QuicError.Internal, message),
             _ => new QuicException(QuicError.Internal, $"{message} (code {rc})"),
         };
