@@ -129,7 +129,8 @@
 #define QS_EVENT_STREAMS_AVAILABLE 11
 
 /**
- * HTTP/3: a request's (server) or response's (client) header section arrived; fetch it with `qs_h3_recv_headers`.
+ * HTTP/3: a request's (server) or response's (client) header section arrived; `code` is its
+ * packed length, so one `qs_h3_recv_headers` call with a buffer that size fetches it whole.
  */
 #define QS_EVENT_H3_HEADERS 12
 

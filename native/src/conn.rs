@@ -347,6 +347,7 @@ impl Conn {
                         }
                     }
                     let packed = pack_headers(&list);
+                    let len = packed.len() as u64;
                     let s = self.h3_streams.entry(sid).or_default();
                     if s.headers.is_none() {
                         s.headers = Some(packed);
@@ -354,7 +355,8 @@ impl Conn {
                         if server {
                             self.max_request = Some(self.max_request.map_or(sid, |m| m.max(sid)));
                         }
-                        events.push_back(QsEvent { kind: QS_EVENT_H3_HEADERS, conn: id, stream: sid, ..Default::default() });
+                        // The size comes with the event, so the caller copies the section out in one call.
+                        events.push_back(QsEvent { kind: QS_EVENT_H3_HEADERS, conn: id, stream: sid, code: len, ..Default::default() });
                     } else {
                         s.trailers = Some(packed);
                         s.finished |= !more_frames;

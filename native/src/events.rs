@@ -26,7 +26,8 @@ pub const QS_EVENT_STREAM_FINISHED: u32 = 9;
 pub const QS_EVENT_STREAM_STOPPED: u32 = 10;
 /// More streams may be opened (`detail`: direction as for STREAM_OPENED).
 pub const QS_EVENT_STREAMS_AVAILABLE: u32 = 11;
-/// HTTP/3: a request's (server) or response's (client) header section arrived; fetch it with `qs_h3_recv_headers`.
+/// HTTP/3: a request's (server) or response's (client) header section arrived; `code` is its
+/// packed length, so one `qs_h3_recv_headers` call with a buffer that size fetches it whole.
 pub const QS_EVENT_H3_HEADERS: u32 = 12;
 /// HTTP/3: `qs_h3_recv_body` can make progress (data, the end, or a reset).
 pub const QS_EVENT_H3_DATA: u32 = 13;

@@ -130,11 +130,11 @@ internal readonly unsafe struct NativeEndpoint(nint ep)
     }
 
     /// <summary>The header (or trailer) section the engine holds for a stream, packed; null when none arrived; the status when the call failed.</summary>
-    public byte[]? HeaderSection(ulong conn, ulong stream, bool trailers, out long status)
+    public byte[]? HeaderSection(ulong conn, ulong stream, bool trailers, int expectedLength, out long status)
     {
         var h = ep;
         long rc = 0;
-        var packed = NativeText.CopyOut((p, n) => rc = NativeMethods.qs_h3_recv_headers(h, conn, stream, trailers, p, n), 1024);
+        var packed = NativeText.CopyOut((p, n) => rc = NativeMethods.qs_h3_recv_headers(h, conn, stream, trailers, p, n), Math.Max(expectedLength, 1));
         status = rc < 0 ? rc : 0;
         return packed;
     }

@@ -242,9 +242,10 @@ public sealed class QuicConnection : IAsyncDisposable
                 {
                     var req = new QuicStream(this, ev.Stream, readable: true, writable: true, http3: true);
                     _streams[ev.Stream] = req;
+                    req.OnHeaders((int)Math.Min(ev.Code, int.MaxValue));
                     _requests.Writer.TryWrite(req);
                 }
-                else if (_streams.TryGetValue(ev.Stream, out var resp)) resp.OnHeaders();
+                else if (_streams.TryGetValue(ev.Stream, out var resp)) resp.OnHeaders((int)Math.Min(ev.Code, int.MaxValue));
                 break;
             case QsConst.QS_EVENT_H3_DATA:
                 if (_streams.TryGetValue(ev.Stream, out var d)) d.OnReadable();

@@ -27,6 +27,7 @@ public sealed partial class QuicStream : Stream
 
     // Driver-thread state.
     private long? _h3ResetCode;
+    private int _headerLength = 1024; // until the HEADERS event tells
     private bool _readDone;      // end of stream read, reset received, or reading stopped by us
     private bool _writeDone;     // finished or reset by us
     private QuicException? _readError;
@@ -233,7 +234,12 @@ public sealed partial class QuicStream : Stream
     // Engine events, on the driver thread.
     internal void OnReadable() => _read.Resume();
 
-    internal void OnHeaders() => _headers.Resume();
+    /// <summary>The header section arrived; its packed length comes with the event, so it is copied out in one call.</summary>
+    internal void OnHeaders(int length)
+    {
+        _headerLength = length;
+        _headers.Resume();
+    }
 
     internal void OnWritable() => _write.Resume();
 

@@ -17,7 +17,7 @@ public sealed partial class QuicStream
     /// <summary>The header section (or trailers) the engine holds for this stream, or null when none has arrived.</summary>
     private byte[]? ReadHeaderSection(bool trailers)
     {
-        var packed = _driver.Native.HeaderSection(_conn.Id, (ulong)Id, trailers, out long rc);
+        var packed = _driver.Native.HeaderSection(_conn.Id, (ulong)Id, trailers, trailers ? 1024 : _headerLength, out long rc);
         if (rc == QsConst.QS_DONE) return null;
         if (rc < 0) throw Failure((int)rc, "Reading a header section of");
         return packed;
