@@ -69,6 +69,10 @@ await Row(Group.Path, $"QuicSend {Engine.Bbr}, paced", pathNote, () => t.Path(En
 if (Engine.HasPacingSwitch)
     await Row(Group.Path, $"QuicSend {Engine.Bbr}, unpaced", "Pacing option off", () => t.Path(Engine.BbrControl, pacing: false));
 await Row(Group.Path, "QuicSend CUBIC, paced", pathNote, () => t.Path(CongestionControl.Cubic, pacing: true));
+// Without random loss every loss is the bottleneck queue's: where pacing should show.
+await Row(Group.Path, $"QuicSend {Engine.Bbr}, paced, no random loss", pathNote, () => t.Path(Engine.BbrControl, pacing: true, loss: 0));
+if (Engine.HasPacingSwitch)
+    await Row(Group.Path, $"QuicSend {Engine.Bbr}, unpaced, no random loss", "Pacing option off", () => t.Path(Engine.BbrControl, pacing: false, loss: 0));
 
 if (samplesPath is not null) results.Append(samplesPath);
 Console.WriteLine();

@@ -70,12 +70,16 @@ static class Report
         Console.WriteLine("CPU s/GiB = process CPU time over the timed part ÷ GiB delivered. Both ends run in this one process " +
             "(and the relay's two threads on the path rows), so it is their sum.");
 
-        Console.WriteLine();
-        Console.WriteLine("Loopback:");
-        Console.WriteLine();
-        Console.WriteLine("| transport | MiB/s (min–max) | × SslStream | CPU s/GiB | note |");
-        Console.WriteLine("|---|---|---|---|---|");
-        foreach (var g in rows.Where(g => g[0].Group == Group.Loopback))
+        var loopback = rows.Where(g => g[0].Group == Group.Loopback).ToList();
+        if (loopback.Count > 0)
+        {
+            Console.WriteLine();
+            Console.WriteLine("Loopback:");
+            Console.WriteLine();
+            Console.WriteLine("| transport | MiB/s (min–max) | × SslStream | CPU s/GiB | note |");
+            Console.WriteLine("|---|---|---|---|---|");
+        }
+        foreach (var g in loopback)
         {
             var mibs = g.Select(e => e.Sample.MiBs).ToList();
             var m = Median(mibs);
@@ -88,7 +92,7 @@ static class Report
         if (path.Count == 0) return;
         double link = Transfers.PathLinkRate / 1048576.0;
         Console.WriteLine();
-        Console.WriteLine($"Emulated long path (PathEmulator: 40 ms RTT, 1 % random loss each way, {link:0} MiB/s link each way, " +
+        Console.WriteLine($"Emulated long path (PathEmulator: 40 ms RTT, 1 % random loss each way unless the row says otherwise, {link:0} MiB/s link each way, " +
             $"one-BDP drop-tail queue; each run stops at {Transfers.PathDeadline.TotalSeconds:0} s). Goodput over the whole transfer, " +
             "from the stream's opening; sender loss = packets the sending connection declared lost ÷ sent; relay queue drops = " +
             "datagrams the bottleneck queue refused ÷ datagrams that reached the relay, sender to receiver:");

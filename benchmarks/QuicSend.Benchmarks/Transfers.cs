@@ -35,8 +35,8 @@ readonly record struct Meter(long Started, TimeSpan Cpu)
 
 sealed class Transfers(long total)
 {
-    // Through PathEmulator: 20 ms each way (40 ms RTT), 1 % random loss each way, a 100 MiB/s
-    // bottleneck each way with a one-BDP drop-tail queue. The sink stops at PathDeadline (a
+    // Through PathEmulator: 20 ms each way (40 ms RTT), random loss each way (1 % unless a row
+    // says otherwise), a 100 MiB/s bottleneck each way with a one-BDP drop-tail queue. The sink stops at PathDeadline (a
     // loss-based controller may need minutes for the whole amount); the run counts what arrived.
     public const long PathLinkRate = 100L << 20;
     public static readonly TimeSpan PathDeadline = TimeSpan.FromSeconds(8);
@@ -174,7 +174,7 @@ sealed class Transfers(long total)
     }
 
     /// <summary>Client → relay → server; the client sends. The relay's threads are in this process, so their CPU counts too.</summary>
-    public async Task<Sample> Path(CongestionControl cc, bool pacing)
+    public async Task<Sample> Path(CongestionControl cc, bool pacing, double loss = 0.01)
     {
         var serverOptions = new QuicServerOptions
         {
@@ -191,7 +191,7 @@ sealed class Transfers(long total)
         Engine.SetPacing(clientOptions, pacing);
         using var server = QuicEndpoint.Listen(serverOptions);
         using var path = new PathEmulator(server.LocalEndPoint,
-            PathEmulatorOptions.Symmetric(TimeSpan.FromMilliseconds(20), 0.01, PathLinkRate, seed: 7));
+            PathEmulatorOptions.Symmetric(TimeSpan.FromMilliseconds(20), loss, PathLinkRate, seed: 7));
         using var client = QuicEndpoint.CreateClient(clientOptions);
         var sink = Task.Run(async () =>
         {
