@@ -54,7 +54,7 @@ pub(crate) struct Conn {
 }
 
 impl Conn {
-    pub(crate) fn new(id: u64, q: quiche::Connection, server: bool, keep_alive: Option<Duration>) -> Conn {
+    pub(crate) fn new(id: u64, q: quiche::Connection, server: bool, keep_alive: Option<Duration>, now: Instant) -> Conn {
         let first = if server { 0 } else { 1 }; // the peer's stream ids: client-initiated are even
         Conn {
             _live: Counted::new(),
@@ -83,7 +83,7 @@ impl Conn {
             max_request: None,
             goaway_received: None,
             keep_alive,
-            next_keep_alive: keep_alive.map(|k| Instant::now() + k),
+            next_keep_alive: keep_alive.map(|k| now + k),
         }
     }
 

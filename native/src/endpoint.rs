@@ -5,6 +5,9 @@
 //! The caller drives it sans-IO: `qs_endpoint_recv` for each received datagram
 //! (or batch), `qs_endpoint_poll_transmit` until DONE, `qs_endpoint_timeout` /
 //! `qs_endpoint_on_timeout` for timers and `qs_endpoint_poll_event` until DONE.
+//!
+//! It never reads a clock: the driving calls bring the caller's time (`now_ns`),
+//! and every call runs the engine at the endpoint's latest time (see `Clock`).
 
 use std::collections::{HashMap, VecDeque};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
@@ -64,6 +67,53 @@ pub struct QsEndpoint {
     stash_buf: Vec<u8>,
     touched: Vec<u64>,
     stats: QsEndpointStats,
+    clock: Clock,
+}
+
+/// The caller's monotonic clock (nanoseconds, any epoch) as the `Instant`s the engine works in:
+/// the first time given maps to `origin`, later ones to `origin` plus the difference.
+struct Clock {
+    origin: Instant,
+    origin_ns: Option<u64>,
+    /// The latest time given; the time of every call until a driving call brings a later one.
+    now: Instant,
+}
+
+impl Clock {
+    fn new() -> Clock {
+        // Any Instant will do as the anchor; it is never compared with the system clock again.
+        let origin = Instant::now();
+        Clock { origin, origin_ns: None, now: origin }
+    }
+
+    /// Moves to the caller's `now_ns`; an earlier time than the latest is taken as the latest,
+    /// since the engine's timers and estimates assume time never runs backwards.
+    fn advance(&mut self, now_ns: u64) {
+        let first = *self.origin_ns.get_or_insert(now_ns);
+        if let Some(t) = self.origin.checked_add(Duration::from_nanos(now_ns.saturating_sub(first))) {
+            self.now = self.now.max(t);
+        }
+    }
+
+    /// Whole seconds since the first time given (for Retry token ages).
+    fn secs(&self) -> u64 {
+        self.now.duration_since(self.origin).as_secs()
+    }
+}
+
+/// Makes the engine read the endpoint's time on this thread until dropped (also when unwinding).
+struct EngineTime(Option<Instant>);
+
+impl EngineTime {
+    fn set(now: Instant) -> EngineTime {
+        EngineTime(quiche::set_now(Some(now)))
+    }
+}
+
+impl Drop for EngineTime {
+    fn drop(&mut self) {
+        quiche::set_now(self.0);
+    }
 }
 
 fn unspecified_like(a: &SocketAddr) -> SocketAddr {
@@ -105,6 +155,7 @@ impl QsEndpoint {
             stash_buf: vec![0u8; 65536],
             touched: Vec::new(),
             stats: QsEndpointStats::default(),
+            clock: Clock::new(),
         })
     }
 
@@ -112,7 +163,7 @@ impl QsEndpoint {
         let id = self.next_id;
         self.next_id += 1;
         self.stats.connections += 1;
-        let mut c = Conn::new(id, q, self.server, self.keep_alive);
+        let mut c = Conn::new(id, q, self.server, self.keep_alive, self.clock.now);
         for cid in &cids {
             self.cids.insert(cid.clone(), id);
         }
@@ -234,7 +285,7 @@ impl QsEndpoint {
                 let token = hdr.token.as_deref().unwrap_or_default();
                 if token.is_empty() {
                     let new_scid = new_cid();
-                    let token = key.mint(&from, &hdr.dcid);
+                    let token = key.mint(&from, &hdr.dcid, self.clock.secs());
                     let mut out = [0u8; 1350];
                     let new = quiche::ConnectionId::from_ref(&new_scid);
                     if let Ok(n) = quiche::retry(&hdr.scid, &hdr.dcid, &new, &token, hdr.version, &mut out) {
@@ -243,7 +294,7 @@ impl QsEndpoint {
                     }
                     return None;
                 }
-                let Some(odcid) = key.validate(&from, token) else {
+                let Some(odcid) = key.validate(&from, token, self.clock.secs()) else {
                     self.stats.refused += 1; // forged, expired or for another address
                     return None;
                 };
@@ -292,7 +343,7 @@ impl QsEndpoint {
             let a = QsAddr::from_socket_addr(&to);
             return Some(QsTransmit { to: a, from: QsAddr::from_socket_addr(&unspecified_like(&to)), len: n, segment_size: n, delay_ns: 0 });
         }
-        let now = Instant::now();
+        let now = self.clock.now;
         let mut len = 0usize;
         let mut segment = 0usize;
         let mut dest: Option<(SocketAddr, SocketAddr, Instant, u64)> = None;
@@ -390,7 +441,7 @@ impl QsEndpoint {
     }
 
     fn on_timeout(&mut self) {
-        let now = Instant::now();
+        let now = self.clock.now;
         for (id, c) in self.conns.iter_mut() {
             if c.deadline().is_some_and(|t| t <= now) {
                 c.on_timeout(now);
@@ -401,12 +452,23 @@ impl QsEndpoint {
     }
 }
 
+/// Runs `f` on the endpoint at its latest time.
 pub(crate) fn with_endpoint<T>(ep: *mut QsEndpoint, f: impl FnOnce(&mut QsEndpoint) -> QsResult<T>) -> QsResult<T> {
+    with_endpoint_at(ep, None, f)
+}
+
+/// Runs `f` on the endpoint, first moving its clock to `now_ns` when a driving call brings one.
+fn with_endpoint_at<T>(ep: *mut QsEndpoint, now_ns: Option<u64>, f: impl FnOnce(&mut QsEndpoint) -> QsResult<T>) -> QsResult<T> {
     if ep.is_null() {
         return Err(QsError::arg("endpoint is null"));
     }
     // SAFETY: non-null handle from qs_endpoint_new; the caller serialises access.
-    f(unsafe { &mut *ep })
+    let e = unsafe { &mut *ep };
+    if let Some(ns) = now_ns {
+        e.clock.advance(ns);
+    }
+    let _time = EngineTime::set(e.clock.now);
+    f(e)
 }
 
 /// Creates an endpoint from a configuration: a server (accepts connections) or
@@ -454,9 +516,11 @@ pub extern "C" fn qs_endpoint_recv_buffer(ep: *mut QsEndpoint, min_len: usize, o
 /// several datagrams of that size (a GRO batch; the last may be shorter).
 /// `data` is either the buffer from `qs_endpoint_recv_buffer` (no copy) or any
 /// other buffer (copied). `local` (nullable) is the address the datagram arrived on.
+/// `now_ns` is when it arrived, on the caller's monotonic clock.
 #[no_mangle]
 pub extern "C" fn qs_endpoint_recv(
     ep: *mut QsEndpoint,
+    now_ns: u64,
     data: *const u8,
     len: usize,
     segment_size: usize,
@@ -466,7 +530,7 @@ pub extern "C" fn qs_endpoint_recv(
     guard_status(|| {
         let from = read_addr(from, "source address")?;
         let local = if local.is_null() { unspecified_like(&from) } else { read_addr(local, "local address")? };
-        with_endpoint(ep, |e| {
+        with_endpoint_at(ep, Some(now_ns), |e| {
             if len == 0 {
                 return Ok(QS_OK);
             }
@@ -486,11 +550,12 @@ pub extern "C" fn qs_endpoint_recv(
 
 /// Writes the next datagram(s) to send into `buf` (at most `max_segments` of
 /// them, to one destination, as one GSO batch: all `segment_size` long but the
-/// last) and describes them in `out`, with the time they should leave. Returns
-/// QS_OK, or QS_DONE when there is nothing to send now.
+/// last) and describes them in `out`, with the time they should leave (a delay
+/// from `now_ns`). Returns QS_OK, or QS_DONE when there is nothing to send now.
 #[no_mangle]
 pub extern "C" fn qs_endpoint_poll_transmit(
     ep: *mut QsEndpoint,
+    now_ns: u64,
     buf: *mut u8,
     cap: usize,
     max_segments: usize,
@@ -504,7 +569,7 @@ pub extern "C" fn qs_endpoint_poll_transmit(
         if out_tx.is_null() {
             return Err(QsError::arg("transmit descriptor (out parameter) is null"));
         }
-        with_endpoint(ep, |e| match e.poll_transmit(buf, max_segments.max(1)) {
+        with_endpoint_at(ep, Some(now_ns), |e| match e.poll_transmit(buf, max_segments.max(1)) {
             Some(t) => {
                 out(out_tx, t, "transmit descriptor")?;
                 Ok(QS_OK)
@@ -514,24 +579,25 @@ pub extern "C" fn qs_endpoint_poll_transmit(
     })
 }
 
-/// Returns nanoseconds until `qs_endpoint_on_timeout` should be called (0: now), or QS_DONE if no timer is armed.
+/// Returns nanoseconds from `now_ns` until `qs_endpoint_on_timeout` should be called
+/// (0: now), or QS_DONE if no timer is armed.
 #[no_mangle]
-pub extern "C" fn qs_endpoint_timeout(ep: *mut QsEndpoint) -> i64 {
+pub extern "C" fn qs_endpoint_timeout(ep: *mut QsEndpoint, now_ns: u64) -> i64 {
     guard(|| {
-        with_endpoint(ep, |e| {
+        with_endpoint_at(ep, Some(now_ns), |e| {
             Ok(match e.timeout() {
                 None => QS_DONE as i64,
-                Some(t) => i64::try_from(t.saturating_duration_since(Instant::now()).as_nanos()).unwrap_or(i64::MAX),
+                Some(t) => i64::try_from(t.saturating_duration_since(e.clock.now).as_nanos()).unwrap_or(i64::MAX),
             })
         })
     })
 }
 
-/// Fires every timer that is due.
+/// Fires every timer that is due at `now_ns`.
 #[no_mangle]
-pub extern "C" fn qs_endpoint_on_timeout(ep: *mut QsEndpoint) -> i32 {
+pub extern "C" fn qs_endpoint_on_timeout(ep: *mut QsEndpoint, now_ns: u64) -> i32 {
     guard_status(|| {
-        with_endpoint(ep, |e| {
+        with_endpoint_at(ep, Some(now_ns), |e| {
             e.on_timeout();
             Ok(QS_OK)
         })
@@ -557,9 +623,11 @@ pub extern "C" fn qs_endpoint_poll_event(ep: *mut QsEndpoint, out_event: *mut Qs
 
 /// Starts a connection to `to`, verifying the server's certificate for `server_name`.
 /// Writes the new connection's id; CONNECTED or HANDSHAKE_FAILED follows.
+/// `now_ns` is the caller's monotonic clock (its idle timer starts then).
 #[no_mangle]
 pub extern "C" fn qs_endpoint_connect(
     ep: *mut QsEndpoint,
+    now_ns: u64,
     to: *const QsAddr,
     server_name: *const u8,
     server_name_len: usize,
@@ -571,7 +639,7 @@ pub extern "C" fn qs_endpoint_connect(
         if name.is_empty() {
             return Err(QsError::arg("server name is empty: give the DNS name or IP address the server's certificate covers"));
         }
-        with_endpoint(ep, |e| {
+        with_endpoint_at(ep, Some(now_ns), |e| {
             let trust = e.trust.clone().ok_or_else(|| {
                 QsError::state("this endpoint was created as a server; create a client endpoint to connect")
             })?;

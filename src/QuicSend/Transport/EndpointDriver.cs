@@ -69,7 +69,7 @@ internal sealed unsafe class EndpointDriver : IDisposable
                 long timeout;
                 lock (Lock)
                 {
-                    timeout = _moreToSend ? 0 : NativeMethods.qs_endpoint_timeout(Ep);
+                    timeout = _moreToSend ? 0 : NativeMethods.qs_endpoint_timeout(Ep, MonotonicNs());
                     if (_held)
                     {
                         long untilSend = Math.Max(0, TicksToNs(_heldUntil - Stopwatch.GetTimestamp()));
@@ -84,7 +84,8 @@ internal sealed unsafe class EndpointDriver : IDisposable
                     _sleeping = false;
                     if (_stopping) break;
                     Receive();
-                    if (NativeMethods.qs_endpoint_timeout(Ep) == 0) NativeMethods.qs_endpoint_on_timeout(Ep);
+                    ulong now = MonotonicNs();
+                    if (NativeMethods.qs_endpoint_timeout(Ep, now) == 0) NativeMethods.qs_endpoint_on_timeout(Ep, now);
                     DispatchEvents();
                     Flush();
                 }
@@ -110,7 +111,7 @@ internal sealed unsafe class EndpointDriver : IDisposable
             int n = _socket.TryReceive(new Span<byte>(buf, BufferSize), out var from, out var segment);
             if (n < 0) break;
             if (n == 0) continue; // a wake-up, or an address we cannot use
-            NativeMethods.qs_endpoint_recv(Ep, buf, (nuint)n, (nuint)segment, &from, null);
+            NativeMethods.qs_endpoint_recv(Ep, MonotonicNs(), buf, (nuint)n, (nuint)segment, &from, null);
         }
     }
 
@@ -128,7 +129,7 @@ internal sealed unsafe class EndpointDriver : IDisposable
         }
         for (int i = 0; i < TransmitBatch; i++)
         {
-            int rc = NativeMethods.qs_endpoint_poll_transmit(Ep, _tx, TransmitCapacity, (nuint)max, &t);
+            int rc = NativeMethods.qs_endpoint_poll_transmit(Ep, MonotonicNs(), _tx, TransmitCapacity, (nuint)max, &t);
             if (rc != QsConst.QS_OK)
             {
                 _moreToSend = false;
@@ -152,6 +153,9 @@ internal sealed unsafe class EndpointDriver : IDisposable
     private static long NsToTicks(long ns) => (long)((Int128)ns * Stopwatch.Frequency / 1_000_000_000);
 
     private static long TicksToNs(long ticks) => (long)((Int128)ticks * 1_000_000_000 / Stopwatch.Frequency);
+
+    /// <summary>The time every driving call hands the engine (it reads no clock itself): monotonic nanoseconds.</summary>
+    internal static ulong MonotonicNs() => (ulong)TicksToNs(Stopwatch.GetTimestamp());
 
     private void DispatchEvents()
     {
@@ -188,7 +192,7 @@ internal sealed unsafe class EndpointDriver : IDisposable
             _socket.Wake();
             return;
         }
-        long t = NativeMethods.qs_endpoint_timeout(Ep);
+        long t = NativeMethods.qs_endpoint_timeout(Ep, MonotonicNs());
         if (t >= 0 && Stopwatch.GetTimestamp() + NsToTicks(t) < _wakeAt) _socket.Wake();
     }
 

@@ -104,7 +104,7 @@ public sealed class QuicEndpoint : IDisposable, IAsyncDisposable
             var name = Encoding.UTF8.GetBytes(serverName);
             ulong id;
             fixed (byte* n = name)
-                NativeErrors.Check(NativeMethods.qs_endpoint_connect(_driver.Ep, &to, n, (nuint)name.Length, &id), $"Connecting to {remote}");
+                NativeErrors.Check(NativeMethods.qs_endpoint_connect(_driver.Ep, EndpointDriver.MonotonicNs(), &to, n, (nuint)name.Length, &id), $"Connecting to {remote}");
             var conn = new QuicConnection(_driver, id, isServer: false, remote, serverName);
             _driver.Add(conn);
             _driver.AfterUserOperation();
