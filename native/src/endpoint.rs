@@ -21,15 +21,17 @@ use crate::conn::Conn;
 use crate::error::{guard, guard_ptr, guard_status, out, slice, slice_mut, utf8, QsError, QsResult, QS_DONE, QS_ERR_CONNECT, QS_OK};
 use crate::events::*;
 use crate::live::Counted;
+use crate::refuse;
 use crate::retry::RetryKey;
 use crate::trust::ServerTrust;
 
 /// Length of the connection IDs this endpoint issues (short headers carry no length).
 pub(crate) const CID_LEN: usize = 16;
-/// Bound on queued endpoint-level responses, so a flood cannot grow memory.
+/// Bound on queued endpoint-level responses (Retry, version negotiation, refusals), so a
+/// flood cannot grow memory: at most this many small datagrams wait for the next transmit.
 const MAX_RESPONSES: usize = 1024;
-/// Bound on connections kept only to tell a client it was refused.
-const MAX_REFUSING: usize = 256;
+/// What a refused client is told (its QUIC error is CONNECTION_REFUSED).
+const REFUSAL_REASON: &[u8] = b"the server is at its connection limit";
 
 /// A datagram the previous batch could not take, kept for the next one.
 struct Stash {
@@ -57,9 +59,8 @@ pub struct QsEndpoint {
     order: Vec<u64>,
     cursor: usize,
     next_id: u64,
-    refusing: usize,
     pub(crate) events: VecDeque<QsEvent>,
-    /// Datagrams the endpoint itself answers with (Retry, version negotiation).
+    /// Datagrams the endpoint itself answers with (Retry, version negotiation, refusals).
     responses: VecDeque<(SocketAddr, Vec<u8>)>,
     /// The buffer lent to the caller to receive into (see `qs_endpoint_recv_buffer`).
     rx: Vec<u8>,
@@ -147,7 +148,6 @@ impl QsEndpoint {
             order: Vec::new(),
             cursor: 0,
             next_id: 1,
-            refusing: 0,
             events: VecDeque::new(),
             responses: VecDeque::new(),
             rx: Vec::new(),
@@ -193,11 +193,6 @@ impl QsEndpoint {
         c.settle(self.h3_config.as_ref(), &mut self.events);
         if c.drained && !was_drained {
             self.order.retain(|o| *o != id);
-            if c.refusing {
-                // Never shown to the caller: forget it now.
-                self.refusing -= 1;
-                self.forget(id);
-            }
         }
     }
 
@@ -274,14 +269,18 @@ impl QsEndpoint {
             self.stats.dropped += 1;
             return None;
         }
-        let open = self.conns.len() - self.refusing;
-        let refuse = open >= self.max_connections;
-        if refuse && self.refusing >= MAX_REFUSING {
+        if self.conns.len() >= self.max_connections {
+            // Refused statelessly, before any TLS work: the client hears why at once.
             self.stats.refused += 1;
+            if hdr.version == refuse::VERSION_1 {
+                if let Some(p) = refuse::refusal(&hdr.dcid, &hdr.scid, &new_cid(), REFUSAL_REASON) {
+                    self.push_response(from, &p);
+                }
+            }
             return None;
         }
         let (scid, odcid, mut cids) = match &self.retry {
-            Some(key) if !refuse => {
+            Some(key) => {
                 let token = hdr.token.as_deref().unwrap_or_default();
                 if token.is_empty() {
                     let new_scid = new_cid();
@@ -304,7 +303,7 @@ impl QsEndpoint {
                 }
                 (hdr.dcid.to_vec(), Some(odcid), Vec::new())
             }
-            _ => {
+            None => {
                 // Without Retry the client keeps its chosen DCID until it hears from us: route both.
                 (new_cid().to_vec(), None, vec![hdr.dcid.to_vec()])
             }
@@ -320,15 +319,7 @@ impl QsEndpoint {
         };
         cids.push(scid.clone());
         let id = self.add(q, cids);
-        if refuse {
-            self.stats.refused += 1;
-            self.stats.connections -= 1;
-            self.refusing += 1;
-            let c = self.conns.get_mut(&id).expect("just added");
-            c.refusing = true;
-        } else {
-            self.events.push_back(QsEvent { kind: QS_EVENT_CONNECTION_INCOMING, conn: id, ..Default::default() });
-        }
+        self.events.push_back(QsEvent { kind: QS_EVENT_CONNECTION_INCOMING, conn: id, ..Default::default() });
         Some(id)
     }
 
@@ -405,12 +396,7 @@ impl QsEndpoint {
             if *len + room > buf.len() {
                 break;
             }
-            let sent = c.q.send(&mut buf[*len..*len + room]);
-            if c.refusing && sent.is_ok() && c.q.local_error().is_none() {
-                // Refused once its first flight is out: before that quiche has no keys to carry the close.
-                let _ = c.q.close(false, 0x2, b"the server is at its connection limit");
-            }
-            match sent {
+            match c.q.send(&mut buf[*len..*len + room]) {
                 Ok((n, info)) => {
                     if *len == 0 {
                         *segment = n;
@@ -684,7 +670,7 @@ pub extern "C" fn qs_endpoint_stats(ep: *mut QsEndpoint, out_stats: *mut QsEndpo
     guard_status(|| {
         with_endpoint(ep, |e| {
             let mut s = e.stats;
-            s.open = (e.conns.len() - e.refusing) as u64;
+            s.open = e.conns.len() as u64;
             out(out_stats, s, "stats")?;
             Ok(QS_OK)
         })
@@ -694,5 +680,5 @@ pub extern "C" fn qs_endpoint_stats(ep: *mut QsEndpoint, out_stats: *mut QsEndpo
 /// Returns how many connections the endpoint holds (including closing ones).
 #[no_mangle]
 pub extern "C" fn qs_endpoint_connection_count(ep: *mut QsEndpoint) -> i64 {
-    guard(|| with_endpoint(ep, |e| Ok((e.conns.len() - e.refusing) as i64)))
+    guard(|| with_endpoint(ep, |e| Ok(e.conns.len() as i64)))
 }

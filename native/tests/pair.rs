@@ -525,17 +525,31 @@ fn after_goaway_the_client_is_told_and_new_requests_fail_clearly() {
 }
 
 #[test]
-#[ignore = "known gap: quiche cannot seal a CONNECTION_CLOSE before its first flight (CryptoFail), so a refused client times out instead"]
-fn a_server_at_its_connection_limit_refuses_with_a_reason() {
-    let mut p = Pair::new(|c| {
-        qs_config_set_max_connections(c, 0);
+fn a_server_at_its_connection_limit_refuses_at_once_with_a_reason() {
+    let mut p = Pair::with(|_| {}, |s| {
+        qs_config_set_max_connections(s, 1);
     });
-    p.connect();
+    handshake(&mut p, Duration::from_secs(5));
+    let start = p.now;
+    let second = p.connect();
     let mut failed = None;
-    let done = run(&mut p, Duration::from_secs(10), |_, cev, _| {
-        failed = failed.or(cev.iter().find(|e| e.kind == QS_EVENT_HANDSHAKE_FAILED).map(|e| e.detail));
+    let mut server_events = Vec::new();
+    let done = run(&mut p, Duration::from_secs(10), |p, cev, sev| {
+        server_events.extend(sev.iter().map(|e| e.kind));
+        if let Some(e) = cev.iter().find(|e| e.conn == second && (e.kind == QS_EVENT_HANDSHAKE_FAILED || e.kind == QS_EVENT_CONNECTED)) {
+            failed = Some((*e, p.now - start));
+        }
         failed.is_some()
     });
     assert!(done, "the client hears of the refusal");
-    assert_eq!(failed, Some(QS_REFUSED));
+    let (e, after) = failed.unwrap();
+    assert_eq!((e.kind, e.detail, e.code), (QS_EVENT_HANDSHAKE_FAILED, QS_REFUSED, 0x2), "CONNECTION_REFUSED ends the handshake");
+    assert_eq!(after, 2 * LATENCY, "one round trip: no timer, no retransmission");
+    let mut text = vec![0u8; 512];
+    let n = qs_conn_error(p.client, second, text.as_mut_ptr(), text.len()) as usize;
+    let text = String::from_utf8_lossy(&text[..n]).into_owned();
+    assert!(text.contains("CONNECTION_REFUSED") && text.contains("connection limit"), "{text}");
+    assert!(server_events.is_empty(), "nothing for the server's caller to see: {server_events:?}");
+    let s = endpoint_stats(p.server);
+    assert_eq!((s.connections, s.refused, s.open), (1, 1, 1), "the first connection stays, the second left no state");
 }
