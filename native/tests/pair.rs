@@ -1,17 +1,18 @@
 //! A client and a server endpoint of the shim driven against each other in one
-//! process, datagrams handed over in memory: the C ABI exactly as the C# driver uses it.
+//! process, datagrams handed over in memory: the C ABI exactly as the C# driver uses it,
+//! but on a virtual clock, so timers (loss probes, idle timeouts) cost no real waiting.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::Duration;
 
 use quicsend_native::addr::QsAddr;
 use quicsend_native::config::*;
+use quicsend_native::connection::*;
 use quicsend_native::endpoint::*;
 use quicsend_native::error::*;
 use quicsend_native::events::*;
 use quicsend_native::h3api::*;
 use quicsend_native::stream::*;
-use quicsend_native::connection::*;
 use quicsend_native::trust::QS_REFUSED;
 
 fn openssl(args: &[&str], dir: &std::path::Path) {
