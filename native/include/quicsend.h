@@ -1,3 +1,13 @@
+/*
+ * Time: the library never reads a clock. The driving calls (qs_endpoint_recv,
+ * qs_endpoint_poll_transmit, qs_endpoint_timeout, qs_endpoint_on_timeout and
+ * qs_endpoint_connect) take now_ns, the caller's monotonic clock in nanoseconds
+ * (any epoch, never decreasing; an earlier value counts as the latest one given).
+ * Every other call on an endpoint (streams, HTTP/3, close, statistics) runs at the
+ * latest time a driving call gave. Delays the library returns count from that time.
+ * A test may drive endpoints on a virtual clock and jump it to the next deadline.
+ */
+
 #ifndef QUICSEND_H
 #define QUICSEND_H
 
@@ -297,7 +307,7 @@ typedef struct QsTransmit {
    */
   uintptr_t segment_size;
   /**
-   * Pacing: nanoseconds from now until the batch should leave (0: now).
+   * Pacing: nanoseconds from the `now_ns` given to `qs_endpoint_poll_transmit` until the batch should leave (0: now).
    */
   uint64_t delay_ns;
 } QsTransmit;
@@ -518,8 +528,10 @@ int32_t qs_endpoint_recv_buffer(struct QsEndpoint *ep, uintptr_t min_len, uint8_
  * several datagrams of that size (a GRO batch; the last may be shorter).
  * `data` is either the buffer from `qs_endpoint_recv_buffer` (no copy) or any
  * other buffer (copied). `local` (nullable) is the address the datagram arrived on.
+ * `now_ns` is when it arrived, on the caller's monotonic clock.
  */
 int32_t qs_endpoint_recv(struct QsEndpoint *ep,
+                         uint64_t now_ns,
                          const uint8_t *data,
                          uintptr_t len,
                          uintptr_t segment_size,
@@ -529,24 +541,26 @@ int32_t qs_endpoint_recv(struct QsEndpoint *ep,
 /**
  * Writes the next datagram(s) to send into `buf` (at most `max_segments` of
  * them, to one destination, as one GSO batch: all `segment_size` long but the
- * last) and describes them in `out`, with the time they should leave. Returns
- * QS_OK, or QS_DONE when there is nothing to send now.
+ * last) and describes them in `out`, with the time they should leave (a delay
+ * from `now_ns`). Returns QS_OK, or QS_DONE when there is nothing to send now.
  */
 int32_t qs_endpoint_poll_transmit(struct QsEndpoint *ep,
+                                  uint64_t now_ns,
                                   uint8_t *buf,
                                   uintptr_t cap,
                                   uintptr_t max_segments,
                                   struct QsTransmit *out_tx);
 
 /**
- * Returns nanoseconds until `qs_endpoint_on_timeout` should be called (0: now), or QS_DONE if no timer is armed.
+ * Returns nanoseconds from `now_ns` until `qs_endpoint_on_timeout` should be called
+ * (0: now), or QS_DONE if no timer is armed.
  */
-int64_t qs_endpoint_timeout(struct QsEndpoint *ep);
+int64_t qs_endpoint_timeout(struct QsEndpoint *ep, uint64_t now_ns);
 
 /**
- * Fires every timer that is due.
+ * Fires every timer that is due at `now_ns`.
  */
-int32_t qs_endpoint_on_timeout(struct QsEndpoint *ep);
+int32_t qs_endpoint_on_timeout(struct QsEndpoint *ep, uint64_t now_ns);
 
 /**
  * Takes the next event. Returns QS_OK, or QS_DONE when there is none.
@@ -556,8 +570,10 @@ int32_t qs_endpoint_poll_event(struct QsEndpoint *ep, struct QsEvent *out_event)
 /**
  * Starts a connection to `to`, verifying the server's certificate for `server_name`.
  * Writes the new connection's id; CONNECTED or HANDSHAKE_FAILED follows.
+ * `now_ns` is the caller's monotonic clock (its idle timer starts then).
  */
 int32_t qs_endpoint_connect(struct QsEndpoint *ep,
+                            uint64_t now_ns,
                             const struct QsAddr *to,
                             const uint8_t *server_name,
                             uintptr_t server_name_len,

@@ -1,7 +1,8 @@
 //! The few BoringSSL calls the shim makes itself (quiche links BoringSSL
 //! statically, so these resolve inside this library): X.509 parsing and
 //! verification for pins, names and clear error classes, HMAC for Retry
-//! tokens, SHA-256 and randomness. Safe wrappers only; nothing else calls
+//! tokens, SHA-256 and randomness, HKDF, AES-128-GCM and one AES block for
+//! the Initial packets of refusals. Safe wrappers only; nothing else calls
 //! `extern` functions.
 
 use std::ffi::{c_char, c_int, c_long, c_uint, c_void, CStr};
@@ -19,6 +20,15 @@ type X509_STORE = c_void;
 type X509_STORE_CTX = c_void;
 #[allow(non_camel_case_types)]
 type STACK = c_void;
+#[allow(non_camel_case_types)]
+type EVP_AEAD_CTX = c_void;
+
+/// BoringSSL's `AES_KEY` (aes.h): the expanded round keys for up to AES_MAXNR = 14 rounds.
+#[repr(C)]
+struct AesKey {
+    rd_key: [u32; 4 * 15],
+    rounds: c_uint,
+}
 
 // Not part of the C ABI: these are BoringSSL's own symbols, resolved at link time.
 #[allow(unused_doc_comments)]
@@ -29,6 +39,26 @@ extern "C" {
     fn HMAC(md: *const c_void, key: *const c_void, key_len: usize, data: *const u8, data_len: usize, out: *mut u8, out_len: *mut c_uint) -> *mut u8;
     fn CRYPTO_memcmp(a: *const c_void, b: *const c_void, len: usize) -> c_int;
     fn SHA256(data: *const u8, len: usize, out: *mut u8) -> *mut u8;
+    fn HKDF_extract(out: *mut u8, out_len: *mut usize, md: *const c_void, secret: *const u8, secret_len: usize, salt: *const u8, salt_len: usize) -> c_int;
+    fn HKDF_expand(out: *mut u8, out_len: usize, md: *const c_void, prk: *const u8, prk_len: usize, info: *const u8, info_len: usize) -> c_int;
+    fn EVP_aead_aes_128_gcm() -> *const c_void;
+    fn EVP_AEAD_CTX_new(aead: *const c_void, key: *const u8, key_len: usize, tag_len: usize) -> *mut EVP_AEAD_CTX;
+    fn EVP_AEAD_CTX_free(ctx: *mut EVP_AEAD_CTX);
+    #[allow(clippy::too_many_arguments)]
+    fn EVP_AEAD_CTX_seal(
+        ctx: *const EVP_AEAD_CTX,
+        out: *mut u8,
+        out_len: *mut usize,
+        max_out: usize,
+        nonce: *const u8,
+        nonce_len: usize,
+        input: *const u8,
+        in_len: usize,
+        ad: *const u8,
+        ad_len: usize,
+    ) -> c_int;
+    fn AES_set_encrypt_key(key: *const u8, bits: c_uint, out: *mut AesKey) -> c_int;
+    fn AES_encrypt(input: *const u8, out: *mut u8, key: *const AesKey);
     fn ERR_get_error() -> u32;
     fn ERR_clear_error();
     fn ERR_error_string_n(e: u32, buf: *mut c_char, len: usize);
@@ -89,6 +119,52 @@ pub fn sha256(data: &[u8]) -> [u8; 32] {
     let mut out = [0u8; 32];
     // SAFETY: out holds 32 bytes.
     unsafe { SHA256(data.as_ptr(), data.len(), out.as_mut_ptr()) };
+    out
+}
+
+/// HKDF-Extract with SHA-256 (RFC 5869 §2.2): the pseudorandom key from `salt` and input keying material `ikm`.
+pub fn hkdf_extract_sha256(salt: &[u8], ikm: &[u8]) -> [u8; 32] {
+    let mut prk = [0u8; 32];
+    let mut n = 0usize;
+    // SAFETY: prk holds the 32 bytes of a SHA-256 PRK; the inputs are valid for their lengths.
+    let ok = unsafe { HKDF_extract(prk.as_mut_ptr(), &mut n, EVP_sha256(), ikm.as_ptr(), ikm.len(), salt.as_ptr(), salt.len()) };
+    assert!(ok == 1 && n == 32, "HKDF_extract failed");
+    prk
+}
+
+/// HKDF-Expand with SHA-256 (RFC 5869 §2.3) into `out` (at most 255 x 32 bytes).
+pub fn hkdf_expand_sha256(prk: &[u8], info: &[u8], out: &mut [u8]) {
+    // SAFETY: all buffers are valid for the lengths given.
+    let ok = unsafe { HKDF_expand(out.as_mut_ptr(), out.len(), EVP_sha256(), prk.as_ptr(), prk.len(), info.as_ptr(), info.len()) };
+    assert!(ok == 1, "HKDF_expand failed");
+}
+
+/// AES-128-GCM: encrypts `buf[..len]` in place and appends the 16-byte tag (so `buf`
+/// needs `len + 16` bytes), authenticating `ad` too. Returns the sealed length.
+pub fn aes128_gcm_seal(key: &[u8; 16], nonce: &[u8; 12], ad: &[u8], buf: &mut [u8], len: usize) -> usize {
+    assert!(buf.len() >= len + 16, "no room for the tag");
+    let mut out_len = 0usize;
+    // SAFETY: the context is freed before returning; BoringSSL allows in-place sealing (out == in).
+    unsafe {
+        let ctx = EVP_AEAD_CTX_new(EVP_aead_aes_128_gcm(), key.as_ptr(), key.len(), 16);
+        assert!(!ctx.is_null(), "EVP_AEAD_CTX_new failed");
+        let p = buf.as_mut_ptr();
+        let ok = EVP_AEAD_CTX_seal(ctx, p, &mut out_len, buf.len(), nonce.as_ptr(), nonce.len(), p, len, ad.as_ptr(), ad.len());
+        EVP_AEAD_CTX_free(ctx);
+        assert!(ok == 1, "EVP_AEAD_CTX_seal failed");
+    }
+    out_len
+}
+
+/// AES-128 of one 16-byte block (for QUIC header protection, RFC 9001 §5.4.3).
+pub fn aes128_block(key: &[u8; 16], block: &[u8; 16]) -> [u8; 16] {
+    let mut k = AesKey { rd_key: [0; 60], rounds: 0 };
+    let mut out = [0u8; 16];
+    // SAFETY: a 128-bit key; in and out are one block each.
+    unsafe {
+        assert_eq!(AES_set_encrypt_key(key.as_ptr(), 128, &mut k), 0, "AES_set_encrypt_key failed");
+        AES_encrypt(block.as_ptr(), out.as_mut_ptr(), &k);
+    }
     out
 }
 

@@ -26,8 +26,6 @@ pub(crate) struct Conn {
     pub(crate) error: Option<String>,
     /// Why the handshake failed, when the shim itself ended it.
     failure: Option<u32>,
-    /// Server: closed at once for the connection limit; never shown to the caller.
-    pub(crate) refusing: bool,
     /// Routing keys of this connection in the endpoint's table.
     pub(crate) cids: Vec<Vec<u8>>,
     /// Streams whose last write was refused for lack of credit.
@@ -54,7 +52,7 @@ pub(crate) struct Conn {
 }
 
 impl Conn {
-    pub(crate) fn new(id: u64, q: quiche::Connection, server: bool, keep_alive: Option<Duration>) -> Conn {
+    pub(crate) fn new(id: u64, q: quiche::Connection, server: bool, keep_alive: Option<Duration>, now: Instant) -> Conn {
         let first = if server { 0 } else { 1 }; // the peer's stream ids: client-initiated are even
         Conn {
             _live: Counted::new(),
@@ -69,7 +67,6 @@ impl Conn {
             drained: false,
             error: None,
             failure: None,
-            refusing: false,
             cids: Vec::new(),
             blocked: HashSet::new(),
             finishing: HashSet::new(),
@@ -83,7 +80,7 @@ impl Conn {
             max_request: None,
             goaway_received: None,
             keep_alive,
-            next_keep_alive: keep_alive.map(|k| Instant::now() + k),
+            next_keep_alive: keep_alive.map(|k| now + k),
         }
     }
 
@@ -153,7 +150,7 @@ impl Conn {
         if !self.connected && !self.closed && self.failure.is_none() && self.q.is_established() && self.q.peer_error().is_none() {
             self.on_established(h3_config, events);
         }
-        if self.connected && !self.closed && !self.refusing {
+        if self.connected && !self.closed {
             if self.h3.is_some() {
                 self.poll_h3(events);
             } else {
@@ -164,17 +161,13 @@ impl Conn {
         let ended = self.q.is_closed() || self.q.is_draining() || self.q.local_error().is_some() || self.q.peer_error().is_some();
         if ended && !self.closed {
             self.closed = true;
-            if !self.refusing {
-                events.push_back(self.close_event());
-            }
+            events.push_back(self.close_event());
         }
         if self.q.is_closed() && !self.drained {
             // The connection is forgotten when the caller takes this event, so that it can
             // still ask (qs_conn_error, stats) about the events queued before it.
             self.drained = true;
-            if !self.refusing {
-                events.push_back(QsEvent { kind: QS_EVENT_CONNECTION_DRAINED, conn: self.id, ..Default::default() });
-            }
+            events.push_back(QsEvent { kind: QS_EVENT_CONNECTION_DRAINED, conn: self.id, ..Default::default() });
         }
     }
 
@@ -205,9 +198,6 @@ impl Conn {
             }
         }
         self.connected = true;
-        if self.refusing {
-            return;
-        }
         events.push_back(QsEvent { kind: QS_EVENT_CONNECTED, conn: self.id, ..Default::default() });
     }
 

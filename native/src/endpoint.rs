@@ -5,6 +5,9 @@
 //! The caller drives it sans-IO: `qs_endpoint_recv` for each received datagram
 //! (or batch), `qs_endpoint_poll_transmit` until DONE, `qs_endpoint_timeout` /
 //! `qs_endpoint_on_timeout` for timers and `qs_endpoint_poll_event` until DONE.
+//!
+//! It never reads a clock: the driving calls bring the caller's time (`now_ns`),
+//! and every call runs the engine at the endpoint's latest time (see `Clock`).
 
 use std::collections::{HashMap, VecDeque};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
@@ -18,15 +21,17 @@ use crate::conn::Conn;
 use crate::error::{guard, guard_ptr, guard_status, out, slice, slice_mut, utf8, QsError, QsResult, QS_DONE, QS_ERR_CONNECT, QS_OK};
 use crate::events::*;
 use crate::live::Counted;
+use crate::refuse;
 use crate::retry::RetryKey;
 use crate::trust::ServerTrust;
 
 /// Length of the connection IDs this endpoint issues (short headers carry no length).
 pub(crate) const CID_LEN: usize = 16;
-/// Bound on queued endpoint-level responses, so a flood cannot grow memory.
+/// Bound on queued endpoint-level responses (Retry, version negotiation, refusals), so a
+/// flood cannot grow memory: at most this many small datagrams wait for the next transmit.
 const MAX_RESPONSES: usize = 1024;
-/// Bound on connections kept only to tell a client it was refused.
-const MAX_REFUSING: usize = 256;
+/// What a refused client is told (its QUIC error is CONNECTION_REFUSED).
+const REFUSAL_REASON: &[u8] = b"the server is at its connection limit";
 
 /// A datagram the previous batch could not take, kept for the next one.
 struct Stash {
@@ -54,9 +59,8 @@ pub struct QsEndpoint {
     order: Vec<u64>,
     cursor: usize,
     next_id: u64,
-    refusing: usize,
     pub(crate) events: VecDeque<QsEvent>,
-    /// Datagrams the endpoint itself answers with (Retry, version negotiation).
+    /// Datagrams the endpoint itself answers with (Retry, version negotiation, refusals).
     responses: VecDeque<(SocketAddr, Vec<u8>)>,
     /// The buffer lent to the caller to receive into (see `qs_endpoint_recv_buffer`).
     rx: Vec<u8>,
@@ -64,6 +68,53 @@ pub struct QsEndpoint {
     stash_buf: Vec<u8>,
     touched: Vec<u64>,
     stats: QsEndpointStats,
+    clock: Clock,
+}
+
+/// The caller's monotonic clock (nanoseconds, any epoch) as the `Instant`s the engine works in:
+/// the first time given maps to `origin`, later ones to `origin` plus the difference.
+struct Clock {
+    origin: Instant,
+    origin_ns: Option<u64>,
+    /// The latest time given; the time of every call until a driving call brings a later one.
+    now: Instant,
+}
+
+impl Clock {
+    fn new() -> Clock {
+        // Any Instant will do as the anchor; it is never compared with the system clock again.
+        let origin = Instant::now();
+        Clock { origin, origin_ns: None, now: origin }
+    }
+
+    /// Moves to the caller's `now_ns`; an earlier time than the latest is taken as the latest,
+    /// since the engine's timers and estimates assume time never runs backwards.
+    fn advance(&mut self, now_ns: u64) {
+        let first = *self.origin_ns.get_or_insert(now_ns);
+        if let Some(t) = self.origin.checked_add(Duration::from_nanos(now_ns.saturating_sub(first))) {
+            self.now = self.now.max(t);
+        }
+    }
+
+    /// Whole seconds since the first time given (for Retry token ages).
+    fn secs(&self) -> u64 {
+        self.now.duration_since(self.origin).as_secs()
+    }
+}
+
+/// Makes the engine read the endpoint's time on this thread until dropped (also when unwinding).
+struct EngineTime(Option<Instant>);
+
+impl EngineTime {
+    fn set(now: Instant) -> EngineTime {
+        EngineTime(quiche::set_now(Some(now)))
+    }
+}
+
+impl Drop for EngineTime {
+    fn drop(&mut self) {
+        quiche::set_now(self.0);
+    }
 }
 
 fn unspecified_like(a: &SocketAddr) -> SocketAddr {
@@ -97,7 +148,6 @@ impl QsEndpoint {
             order: Vec::new(),
             cursor: 0,
             next_id: 1,
-            refusing: 0,
             events: VecDeque::new(),
             responses: VecDeque::new(),
             rx: Vec::new(),
@@ -105,6 +155,7 @@ impl QsEndpoint {
             stash_buf: vec![0u8; 65536],
             touched: Vec::new(),
             stats: QsEndpointStats::default(),
+            clock: Clock::new(),
         })
     }
 
@@ -112,7 +163,7 @@ impl QsEndpoint {
         let id = self.next_id;
         self.next_id += 1;
         self.stats.connections += 1;
-        let mut c = Conn::new(id, q, self.server, self.keep_alive);
+        let mut c = Conn::new(id, q, self.server, self.keep_alive, self.clock.now);
         for cid in &cids {
             self.cids.insert(cid.clone(), id);
         }
@@ -142,11 +193,6 @@ impl QsEndpoint {
         c.settle(self.h3_config.as_ref(), &mut self.events);
         if c.drained && !was_drained {
             self.order.retain(|o| *o != id);
-            if c.refusing {
-                // Never shown to the caller: forget it now.
-                self.refusing -= 1;
-                self.forget(id);
-            }
         }
     }
 
@@ -223,18 +269,22 @@ impl QsEndpoint {
             self.stats.dropped += 1;
             return None;
         }
-        let open = self.conns.len() - self.refusing;
-        let refuse = open >= self.max_connections;
-        if refuse && self.refusing >= MAX_REFUSING {
+        if self.conns.len() >= self.max_connections {
+            // Refused statelessly, before any TLS work: the client hears why at once.
             self.stats.refused += 1;
+            if hdr.version == refuse::VERSION_1 {
+                if let Some(p) = refuse::refusal(&hdr.dcid, &hdr.scid, &new_cid(), REFUSAL_REASON) {
+                    self.push_response(from, &p);
+                }
+            }
             return None;
         }
         let (scid, odcid, mut cids) = match &self.retry {
-            Some(key) if !refuse => {
+            Some(key) => {
                 let token = hdr.token.as_deref().unwrap_or_default();
                 if token.is_empty() {
                     let new_scid = new_cid();
-                    let token = key.mint(&from, &hdr.dcid);
+                    let token = key.mint(&from, &hdr.dcid, self.clock.secs());
                     let mut out = [0u8; 1350];
                     let new = quiche::ConnectionId::from_ref(&new_scid);
                     if let Ok(n) = quiche::retry(&hdr.scid, &hdr.dcid, &new, &token, hdr.version, &mut out) {
@@ -243,7 +293,7 @@ impl QsEndpoint {
                     }
                     return None;
                 }
-                let Some(odcid) = key.validate(&from, token) else {
+                let Some(odcid) = key.validate(&from, token, self.clock.secs()) else {
                     self.stats.refused += 1; // forged, expired or for another address
                     return None;
                 };
@@ -253,7 +303,7 @@ impl QsEndpoint {
                 }
                 (hdr.dcid.to_vec(), Some(odcid), Vec::new())
             }
-            _ => {
+            None => {
                 // Without Retry the client keeps its chosen DCID until it hears from us: route both.
                 (new_cid().to_vec(), None, vec![hdr.dcid.to_vec()])
             }
@@ -269,15 +319,7 @@ impl QsEndpoint {
         };
         cids.push(scid.clone());
         let id = self.add(q, cids);
-        if refuse {
-            self.stats.refused += 1;
-            self.stats.connections -= 1;
-            self.refusing += 1;
-            let c = self.conns.get_mut(&id).expect("just added");
-            c.refusing = true;
-        } else {
-            self.events.push_back(QsEvent { kind: QS_EVENT_CONNECTION_INCOMING, conn: id, ..Default::default() });
-        }
+        self.events.push_back(QsEvent { kind: QS_EVENT_CONNECTION_INCOMING, conn: id, ..Default::default() });
         Some(id)
     }
 
@@ -292,7 +334,7 @@ impl QsEndpoint {
             let a = QsAddr::from_socket_addr(&to);
             return Some(QsTransmit { to: a, from: QsAddr::from_socket_addr(&unspecified_like(&to)), len: n, segment_size: n, delay_ns: 0 });
         }
-        let now = Instant::now();
+        let now = self.clock.now;
         let mut len = 0usize;
         let mut segment = 0usize;
         let mut dest: Option<(SocketAddr, SocketAddr, Instant, u64)> = None;
@@ -354,12 +396,7 @@ impl QsEndpoint {
             if *len + room > buf.len() {
                 break;
             }
-            let sent = c.q.send(&mut buf[*len..*len + room]);
-            if c.refusing && sent.is_ok() && c.q.local_error().is_none() {
-                // Refused once its first flight is out: before that quiche has no keys to carry the close.
-                let _ = c.q.close(false, 0x2, b"the server is at its connection limit");
-            }
-            match sent {
+            match c.q.send(&mut buf[*len..*len + room]) {
                 Ok((n, info)) => {
                     if *len == 0 {
                         *segment = n;
@@ -390,7 +427,7 @@ impl QsEndpoint {
     }
 
     fn on_timeout(&mut self) {
-        let now = Instant::now();
+        let now = self.clock.now;
         for (id, c) in self.conns.iter_mut() {
             if c.deadline().is_some_and(|t| t <= now) {
                 c.on_timeout(now);
@@ -401,12 +438,23 @@ impl QsEndpoint {
     }
 }
 
+/// Runs `f` on the endpoint at its latest time.
 pub(crate) fn with_endpoint<T>(ep: *mut QsEndpoint, f: impl FnOnce(&mut QsEndpoint) -> QsResult<T>) -> QsResult<T> {
+    with_endpoint_at(ep, None, f)
+}
+
+/// Runs `f` on the endpoint, first moving its clock to `now_ns` when a driving call brings one.
+fn with_endpoint_at<T>(ep: *mut QsEndpoint, now_ns: Option<u64>, f: impl FnOnce(&mut QsEndpoint) -> QsResult<T>) -> QsResult<T> {
     if ep.is_null() {
         return Err(QsError::arg("endpoint is null"));
     }
     // SAFETY: non-null handle from qs_endpoint_new; the caller serialises access.
-    f(unsafe { &mut *ep })
+    let e = unsafe { &mut *ep };
+    if let Some(ns) = now_ns {
+        e.clock.advance(ns);
+    }
+    let _time = EngineTime::set(e.clock.now);
+    f(e)
 }
 
 /// Creates an endpoint from a configuration: a server (accepts connections) or
@@ -454,9 +502,11 @@ pub extern "C" fn qs_endpoint_recv_buffer(ep: *mut QsEndpoint, min_len: usize, o
 /// several datagrams of that size (a GRO batch; the last may be shorter).
 /// `data` is either the buffer from `qs_endpoint_recv_buffer` (no copy) or any
 /// other buffer (copied). `local` (nullable) is the address the datagram arrived on.
+/// `now_ns` is when it arrived, on the caller's monotonic clock.
 #[no_mangle]
 pub extern "C" fn qs_endpoint_recv(
     ep: *mut QsEndpoint,
+    now_ns: u64,
     data: *const u8,
     len: usize,
     segment_size: usize,
@@ -466,7 +516,7 @@ pub extern "C" fn qs_endpoint_recv(
     guard_status(|| {
         let from = read_addr(from, "source address")?;
         let local = if local.is_null() { unspecified_like(&from) } else { read_addr(local, "local address")? };
-        with_endpoint(ep, |e| {
+        with_endpoint_at(ep, Some(now_ns), |e| {
             if len == 0 {
                 return Ok(QS_OK);
             }
@@ -486,11 +536,12 @@ pub extern "C" fn qs_endpoint_recv(
 
 /// Writes the next datagram(s) to send into `buf` (at most `max_segments` of
 /// them, to one destination, as one GSO batch: all `segment_size` long but the
-/// last) and describes them in `out`, with the time they should leave. Returns
-/// QS_OK, or QS_DONE when there is nothing to send now.
+/// last) and describes them in `out`, with the time they should leave (a delay
+/// from `now_ns`). Returns QS_OK, or QS_DONE when there is nothing to send now.
 #[no_mangle]
 pub extern "C" fn qs_endpoint_poll_transmit(
     ep: *mut QsEndpoint,
+    now_ns: u64,
     buf: *mut u8,
     cap: usize,
     max_segments: usize,
@@ -504,7 +555,7 @@ pub extern "C" fn qs_endpoint_poll_transmit(
         if out_tx.is_null() {
             return Err(QsError::arg("transmit descriptor (out parameter) is null"));
         }
-        with_endpoint(ep, |e| match e.poll_transmit(buf, max_segments.max(1)) {
+        with_endpoint_at(ep, Some(now_ns), |e| match e.poll_transmit(buf, max_segments.max(1)) {
             Some(t) => {
                 out(out_tx, t, "transmit descriptor")?;
                 Ok(QS_OK)
@@ -514,24 +565,25 @@ pub extern "C" fn qs_endpoint_poll_transmit(
     })
 }
 
-/// Returns nanoseconds until `qs_endpoint_on_timeout` should be called (0: now), or QS_DONE if no timer is armed.
+/// Returns nanoseconds from `now_ns` until `qs_endpoint_on_timeout` should be called
+/// (0: now), or QS_DONE if no timer is armed.
 #[no_mangle]
-pub extern "C" fn qs_endpoint_timeout(ep: *mut QsEndpoint) -> i64 {
+pub extern "C" fn qs_endpoint_timeout(ep: *mut QsEndpoint, now_ns: u64) -> i64 {
     guard(|| {
-        with_endpoint(ep, |e| {
+        with_endpoint_at(ep, Some(now_ns), |e| {
             Ok(match e.timeout() {
                 None => QS_DONE as i64,
-                Some(t) => i64::try_from(t.saturating_duration_since(Instant::now()).as_nanos()).unwrap_or(i64::MAX),
+                Some(t) => i64::try_from(t.saturating_duration_since(e.clock.now).as_nanos()).unwrap_or(i64::MAX),
             })
         })
     })
 }
 
-/// Fires every timer that is due.
+/// Fires every timer that is due at `now_ns`.
 #[no_mangle]
-pub extern "C" fn qs_endpoint_on_timeout(ep: *mut QsEndpoint) -> i32 {
+pub extern "C" fn qs_endpoint_on_timeout(ep: *mut QsEndpoint, now_ns: u64) -> i32 {
     guard_status(|| {
-        with_endpoint(ep, |e| {
+        with_endpoint_at(ep, Some(now_ns), |e| {
             e.on_timeout();
             Ok(QS_OK)
         })
@@ -557,9 +609,11 @@ pub extern "C" fn qs_endpoint_poll_event(ep: *mut QsEndpoint, out_event: *mut Qs
 
 /// Starts a connection to `to`, verifying the server's certificate for `server_name`.
 /// Writes the new connection's id; CONNECTED or HANDSHAKE_FAILED follows.
+/// `now_ns` is the caller's monotonic clock (its idle timer starts then).
 #[no_mangle]
 pub extern "C" fn qs_endpoint_connect(
     ep: *mut QsEndpoint,
+    now_ns: u64,
     to: *const QsAddr,
     server_name: *const u8,
     server_name_len: usize,
@@ -571,7 +625,7 @@ pub extern "C" fn qs_endpoint_connect(
         if name.is_empty() {
             return Err(QsError::arg("server name is empty: give the DNS name or IP address the server's certificate covers"));
         }
-        with_endpoint(ep, |e| {
+        with_endpoint_at(ep, Some(now_ns), |e| {
             let trust = e.trust.clone().ok_or_else(|| {
                 QsError::state("this endpoint was created as a server; create a client endpoint to connect")
             })?;
@@ -616,7 +670,7 @@ pub extern "C" fn qs_endpoint_stats(ep: *mut QsEndpoint, out_stats: *mut QsEndpo
     guard_status(|| {
         with_endpoint(ep, |e| {
             let mut s = e.stats;
-            s.open = (e.conns.len() - e.refusing) as u64;
+            s.open = e.conns.len() as u64;
             out(out_stats, s, "stats")?;
             Ok(QS_OK)
         })
@@ -626,5 +680,5 @@ pub extern "C" fn qs_endpoint_stats(ep: *mut QsEndpoint, out_stats: *mut QsEndpo
 /// Returns how many connections the endpoint holds (including closing ones).
 #[no_mangle]
 pub extern "C" fn qs_endpoint_connection_count(ep: *mut QsEndpoint) -> i64 {
-    guard(|| with_endpoint(ep, |e| Ok((e.conns.len() - e.refusing) as i64)))
+    guard(|| with_endpoint(ep, |e| Ok(e.conns.len() as i64)))
 }

@@ -69,7 +69,7 @@ pub struct QsTransmit {
     pub len: usize,
     /// Size of each datagram when the batch holds several (the last may be shorter); equals `len` otherwise.
     pub segment_size: usize,
-    /// Pacing: nanoseconds from now until the batch should leave (0: now).
+    /// Pacing: nanoseconds from the `now_ns` given to `qs_endpoint_poll_transmit` until the batch should leave (0: now).
     pub delay_ns: u64,
 }
 

@@ -17,6 +17,7 @@ pub mod events;
 pub mod h3api;
 pub mod live;
 mod memfile;
+mod refuse;
 mod retry;
 pub mod stream;
 pub mod trust;

@@ -1,10 +1,11 @@
 //! Stateless Retry tokens: prove a client owns its address before the server
 //! keeps any state for it. A token binds the client's address and port, the
 //! connection ID it first chose, and the time it was issued, under an HMAC key
-//! that never leaves the endpoint.
+//! that never leaves the endpoint. Times are the endpoint's own clock in whole
+//! seconds: the key is the endpoint's alone, so no other clock need agree.
 
 use std::net::SocketAddr;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use crate::boring;
 
@@ -24,10 +25,6 @@ fn addr_bytes(a: &SocketAddr) -> Vec<u8> {
     v
 }
 
-fn now_secs() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
-}
-
 impl RetryKey {
     pub fn new() -> RetryKey {
         let mut k = [0u8; 32];
@@ -42,9 +39,9 @@ impl RetryKey {
         boring::hmac_sha256(&self.0, &data)
     }
 
-    /// A token for `peer`, whose first Initial named `odcid`.
-    pub fn mint(&self, peer: &SocketAddr, odcid: &[u8]) -> Vec<u8> {
-        let issued = now_secs();
+    /// A token for `peer`, whose first Initial named `odcid`, issued at `now` (seconds).
+    pub fn mint(&self, peer: &SocketAddr, odcid: &[u8], now: u64) -> Vec<u8> {
+        let issued = now;
         let mut t = Vec::with_capacity(1 + 8 + 1 + odcid.len() + MAC_LEN);
         t.push(MAGIC);
         t.extend_from_slice(&issued.to_be_bytes());
@@ -55,7 +52,7 @@ impl RetryKey {
     }
 
     /// The original destination connection ID when the token is ours, for this peer, and fresh.
-    pub fn validate(&self, peer: &SocketAddr, token: &[u8]) -> Option<Vec<u8>> {
+    pub fn validate(&self, peer: &SocketAddr, token: &[u8], now: u64) -> Option<Vec<u8>> {
         let (&magic, rest) = token.split_first()?;
         if magic != MAGIC || rest.len() < 9 {
             return None;
@@ -67,7 +64,6 @@ impl RetryKey {
             return None;
         }
         let (odcid, mac) = rest.split_at(n);
-        let now = now_secs();
         if issued > now + 1 || now - issued.min(now) > LIFETIME.as_secs() {
             return None;
         }
@@ -84,13 +80,15 @@ mod tests {
         let k = RetryKey::new();
         let a: SocketAddr = "127.0.0.1:5000".parse().unwrap();
         let b: SocketAddr = "127.0.0.1:5001".parse().unwrap();
-        let t = k.mint(&a, &[1, 2, 3, 4, 5, 6, 7, 8]);
-        assert_eq!(k.validate(&a, &t), Some(vec![1, 2, 3, 4, 5, 6, 7, 8]));
-        assert_eq!(k.validate(&b, &t), None, "another port");
+        let t = k.mint(&a, &[1, 2, 3, 4, 5, 6, 7, 8], 100);
+        assert_eq!(k.validate(&a, &t, 100), Some(vec![1, 2, 3, 4, 5, 6, 7, 8]));
+        assert_eq!(k.validate(&b, &t, 100), None, "another port");
         let mut forged = t.clone();
         *forged.last_mut().unwrap() ^= 1;
-        assert_eq!(k.validate(&a, &forged), None, "a changed MAC");
-        assert_eq!(RetryKey::new().validate(&a, &t), None, "another endpoint's key");
-        assert_eq!(k.validate(&a, &t[..t.len() - 1]), None, "truncated");
+        assert_eq!(k.validate(&a, &forged, 100), None, "a changed MAC");
+        assert_eq!(RetryKey::new().validate(&a, &t, 100), None, "another endpoint's key");
+        assert_eq!(k.validate(&a, &t[..t.len() - 1], 100), None, "truncated");
+        assert!(k.validate(&a, &t, 100 + LIFETIME.as_secs()).is_some(), "still fresh at its lifetime");
+        assert_eq!(k.validate(&a, &t, 101 + LIFETIME.as_secs()), None, "expired");
     }
 }

@@ -21,7 +21,7 @@ internal readonly unsafe struct NativeEndpoint(nint ep)
         ulong id;
         fixed (QsAddr* a = &to)
         fixed (byte* n = serverName)
-            NativeErrors.Check(NativeMethods.qs_endpoint_connect(ep, a, n, (nuint)serverName.Length, &id), $"Connecting to {remote}");
+            NativeErrors.Check(NativeMethods.qs_endpoint_connect(ep, EndpointDriver.MonotonicNs(), a, n, (nuint)serverName.Length, &id), $"Connecting to {remote}");
         return id;
     }
 

@@ -68,25 +68,25 @@ internal static unsafe partial class NativeMethods
     internal static partial void qs_endpoint_free(nint ep);
 
     [LibraryImport(Library, EntryPoint = "qs_endpoint_recv")]
-    internal static partial int qs_endpoint_recv(nint ep, byte* data, nuint len, nuint segmentSize, QsAddr* from, QsAddr* local);
+    internal static partial int qs_endpoint_recv(nint ep, ulong nowNs, byte* data, nuint len, nuint segmentSize, QsAddr* from, QsAddr* local);
 
     [LibraryImport(Library, EntryPoint = "qs_endpoint_recv_buffer")]
     internal static partial int qs_endpoint_recv_buffer(nint ep, nuint minLen, byte** ptr);
 
     [LibraryImport(Library, EntryPoint = "qs_endpoint_poll_transmit")]
-    internal static partial int qs_endpoint_poll_transmit(nint ep, byte* buf, nuint cap, nuint maxSegments, QsTransmit* tx);
+    internal static partial int qs_endpoint_poll_transmit(nint ep, ulong nowNs, byte* buf, nuint cap, nuint maxSegments, QsTransmit* tx);
 
     [LibraryImport(Library, EntryPoint = "qs_endpoint_timeout")]
-    internal static partial long qs_endpoint_timeout(nint ep);
+    internal static partial long qs_endpoint_timeout(nint ep, ulong nowNs);
 
     [LibraryImport(Library, EntryPoint = "qs_endpoint_on_timeout")]
-    internal static partial int qs_endpoint_on_timeout(nint ep);
+    internal static partial int qs_endpoint_on_timeout(nint ep, ulong nowNs);
 
     [LibraryImport(Library, EntryPoint = "qs_endpoint_poll_event")]
     internal static partial int qs_endpoint_poll_event(nint ep, QsEvent* ev);
 
     [LibraryImport(Library, EntryPoint = "qs_endpoint_connect")]
-    internal static partial int qs_endpoint_connect(nint ep, QsAddr* to, byte* serverName, nuint serverNameLen, ulong* conn);
+    internal static partial int qs_endpoint_connect(nint ep, ulong nowNs, QsAddr* to, byte* serverName, nuint serverNameLen, ulong* conn);
 
     [LibraryImport(Library, EntryPoint = "qs_endpoint_close_all")]
     internal static partial int qs_endpoint_close_all(nint ep, ulong code, byte* reason, nuint reasonLen);

@@ -151,7 +151,8 @@ internal sealed unsafe class EndpointDriver : IDisposable
                 RunCommands();
                 if (_stopRequested) break;
                 Receive();
-                if (NativeMethods.qs_endpoint_timeout(Ep) == 0) NativeMethods.qs_endpoint_on_timeout(Ep);
+                ulong now = MonotonicNs();
+                if (NativeMethods.qs_endpoint_timeout(Ep, now) == 0) NativeMethods.qs_endpoint_on_timeout(Ep, now);
                 DispatchEvents();
                 Flush();
             }
@@ -172,7 +173,7 @@ internal sealed unsafe class EndpointDriver : IDisposable
     private long NextWait()
     {
         if (_moreToSend || _moreEvents) return 0;
-        long timeout = NativeMethods.qs_endpoint_timeout(Ep);
+        long timeout = NativeMethods.qs_endpoint_timeout(Ep, MonotonicNs());
         if (_held)
         {
             long untilSend = Math.Max(0, TicksToNs(_heldUntil - Stopwatch.GetTimestamp()));
@@ -211,7 +212,7 @@ internal sealed unsafe class EndpointDriver : IDisposable
             int n = _socket.TryReceive(new Span<byte>(buf, BufferSize), out var from, out var segment);
             if (n < 0) break;
             if (n == 0) continue; // a wake-up, or an address we cannot use
-            NativeMethods.qs_endpoint_recv(Ep, buf, (nuint)n, (nuint)segment, &from, null);
+            NativeMethods.qs_endpoint_recv(Ep, MonotonicNs(), buf, (nuint)n, (nuint)segment, &from, null);
         }
     }
 
@@ -229,7 +230,7 @@ internal sealed unsafe class EndpointDriver : IDisposable
         }
         for (int i = 0; i < TransmitBatch; i++)
         {
-            int rc = NativeMethods.qs_endpoint_poll_transmit(Ep, _tx, TransmitCapacity, (nuint)max, &t);
+            int rc = NativeMethods.qs_endpoint_poll_transmit(Ep, MonotonicNs(), _tx, TransmitCapacity, (nuint)max, &t);
             if (rc != QsConst.QS_OK)
             {
                 _moreToSend = false;
@@ -253,6 +254,9 @@ internal sealed unsafe class EndpointDriver : IDisposable
     private static long NsToTicks(long ns) => (long)((Int128)ns * Stopwatch.Frequency / 1_000_000_000);
 
     private static long TicksToNs(long ticks) => (long)((Int128)ticks * 1_000_000_000 / Stopwatch.Frequency);
+
+    /// <summary>The time every driving call hands the engine (it reads no clock itself): monotonic nanoseconds.</summary>
+    internal static ulong MonotonicNs() => (ulong)TicksToNs(Stopwatch.GetTimestamp());
 
     private void DispatchEvents()
     {
