@@ -325,8 +325,9 @@ impl QsEndpoint {
 
     /// Fills `buf` with one batch for one segmentation-offload send: consecutive
     /// datagrams of one connection to one destination, every one but the last
-    /// full-sized, at most `max_segments` of them, within the connection's send
-    /// quantum (what pacing lets out at once). The batch leaves at its first datagram's time.
+    /// full-sized, at most `max_segments` of them, whose pacing release times lie
+    /// within quiche's release horizon (`max_release_into_future`: RTT/8, 1 to 5 ms)
+    /// of the first. The batch leaves at its first datagram's time.
     fn poll_transmit(&mut self, buf: &mut [u8], max_segments: usize) -> Option<QsTransmit> {
         if let Some((to, data)) = self.responses.pop_front() {
             let n = data.len().min(buf.len());
@@ -384,12 +385,18 @@ impl QsEndpoint {
         dest: &mut Option<(SocketAddr, SocketAddr, Instant, u64)>,
     ) {
         let Some(c) = self.conns.get_mut(&id) else { return };
-        let quantum = c.q.send_quantum().max(1);
+        // quiche paces by stamping each datagram with a release time and restarts its
+        // schedule from the time of a send() that comes late; a batch per send quantum
+        // (two datagrams at high rates) means a timer wake-up every few microseconds,
+        // each late by the wake-up latency, and BBR then measures the lost time as lost
+        // bandwidth. Batching up to the horizon quiche itself allows to be released
+        // early keeps the wake-ups rare and the schedule intact.
+        let horizon = c.q.max_release_into_future();
         let max_dgram = c.q.max_send_udp_payload_size().max(1200);
         loop {
             // A short datagram ends a batch (only the last may be shorter: an ACK, a padded
-            // Initial, a tail), and so do the segment and pacing (send quantum) limits.
-            if *segment > 0 && (*segment < max_dgram || *len % *segment != 0 || *len / *segment >= max_segments || *len >= quantum) {
+            // Initial, a tail), and so does the segment limit.
+            if *segment > 0 && (*segment < max_dgram || *len % *segment != 0 || *len / *segment >= max_segments) {
                 break;
             }
             let room = if *segment == 0 { max_dgram } else { *segment };
@@ -402,10 +409,10 @@ impl QsEndpoint {
                         *segment = n;
                         *dest = Some((info.to, info.from, info.at, id));
                         *len = n;
-                    } else if dest.is_some_and(|d| d.0 == info.to && d.3 == id) && n <= *segment {
+                    } else if dest.is_some_and(|d| d.0 == info.to && d.3 == id && info.at <= d.2 + horizon) && n <= *segment {
                         *len += n;
                     } else {
-                        // Keep it for the next batch.
+                        // Keep it for the next batch (another destination, size, or a later release time).
                         self.stash_buf[..n].copy_from_slice(&buf[*len..*len + n]);
                         self.stash = Some(Stash { conn: id, to: info.to, from: info.from, at: info.at, len: n });
                         break;

@@ -132,6 +132,7 @@ internal sealed unsafe class EndpointDriver : IDisposable
     {
         try
         {
+            _socket.PrepareWaitingThread();
             while (true)
             {
                 long timeout = NextWait();

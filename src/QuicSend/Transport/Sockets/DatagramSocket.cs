@@ -28,6 +28,9 @@ internal abstract class DatagramSocket : IDisposable
 
     public abstract void Wake();
 
+    /// <summary>Called once on the thread that will Wait, before it does.</summary>
+    public virtual void PrepareWaitingThread() { }
+
     /// <summary>Receives without blocking; -1 when nothing is waiting. segmentSize is 0 unless several datagrams were coalesced.</summary>
     public abstract int TryReceive(Span<byte> buffer, out QsAddr from, out int segmentSize);
 

@@ -71,6 +71,11 @@ internal static unsafe partial class LibC
     [LibraryImport(Lib, SetLastError = true)]
     public static partial int eventfd(uint initval, int flags);
 
+    public const int PR_SET_TIMERSLACK = 29;
+
+    [LibraryImport(Lib, SetLastError = true)]
+    public static partial int prctl(int option, nuint arg2, nuint arg3, nuint arg4, nuint arg5);
+
     [LibraryImport(Lib, SetLastError = true)]
     public static partial nint read(int fd, void* buf, nuint count);
 
