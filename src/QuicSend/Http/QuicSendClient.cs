@@ -90,6 +90,18 @@ public sealed class QuicSendClient : IAsyncDisposable, IDisposable
     /// <summary>The connection once it is up (for statistics).</summary>
     public Task<QuicConnection> Connection => _connecting;
 
+    /// <summary>Completes when the server announced a graceful shutdown (HTTP/3 GOAWAY): it still answers
+    /// what it received and takes no new requests. Fails if the connection could not be made.</summary>
+    public Task GoAwayReceived => LazyInitializer.EnsureInitialized(ref _goAwayReceived, WhenGoAwayAsync);
+
+    private Task? _goAwayReceived; // made on first use: nobody may ever observe a failed connect through it
+
+    private async Task WhenGoAwayAsync()
+    {
+        var conn = await _connecting.ConfigureAwait(false);
+        await Http3Connection.Of(conn).GoAwayReceived.ConfigureAwait(false);
+    }
+
     /// <summary>
     /// Async API: sends a request and completes when the response's headers have arrived;
     /// its body then streams from <see cref="QuicSendMessage.Body"/>. Dispose the response when done.

@@ -212,6 +212,15 @@ public sealed class QuicSendServer : IAsyncDisposable, IDisposable
             conn.Connection.CloseAsync((long)Http3Errors.NoError, "closed by the server").AsTask().GetAwaiter().GetResult();
     }
 
+    /// <summary>
+    /// Starts a graceful shutdown of a connection (HTTP/3 GOAWAY): requests already received
+    /// are still answered, the client sends no new ones. Does nothing once the connection closed.
+    /// </summary>
+    public void GoAway(long connectionId)
+    {
+        if (_connections.TryGetValue(connectionId, out var conn)) conn.GoAway();
+    }
+
     /// <summary>Graceful shutdown: GOAWAY to every client, then close.</summary>
     public async ValueTask DisposeAsync()
     {
