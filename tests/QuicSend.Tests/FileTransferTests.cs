@@ -229,7 +229,7 @@ public class FileTransferTests
         using (var refused = await client.SendAsync("PUT", "/files/corrupt.bin", null, null,
                    [new(QuicSendHeaders.ContentLength, data.Length.ToString())], 0, cts.Token, async stream =>
                    {
-                       await stream.WriteAsync(data, cts.Token);
+                       await stream.Stream.WriteAsync(data, cts.Token);
                        await stream.SendTrailersAsync(HeaderCodec.Pack([new(QuicSendHeaders.Sha256, wrong)]));
                    }))
         {
@@ -244,7 +244,7 @@ public class FileTransferTests
 
         // Without the trailer the upload cannot be verified: 400, nothing kept.
         using (var unverified = await client.SendAsync("PUT", "/files/unverified.bin", null, null, null, 0, cts.Token, async stream =>
-                   await stream.WriteAsync(data, completeWrites: true, cts.Token)))
+                   await stream.Stream.WriteAsync(data, completeWrites: true, cts.Token)))
         {
             Assert.That(unverified.Status, Is.EqualTo(400));
             Assert.That(await unverified.ReadTextAsync(cts.Token), Does.Contain("quicsend-sha256"));
@@ -298,9 +298,9 @@ public class FileTransferTests
         await using var client = await HttpTests.ConnectAsync(serving.Server);
         using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(30));
         var payload = Encoding.ASCII.GetBytes("attack");
-        Func<QuicStream, ValueTask>? write = method == "GET" ? null : async stream =>
+        Func<Http3RequestStream, ValueTask>? write = method == "GET" ? null : async stream =>
         {
-            await stream.WriteAsync(payload, cts.Token);
+            await stream.Stream.WriteAsync(payload, cts.Token);
             await stream.SendTrailersAsync(HeaderCodec.Pack([new(QuicSendHeaders.Sha256, Convert.ToHexStringLower(SHA256.HashData(payload)))]));
         };
         using var response = await client.SendAsync(method, path, null, null, null, 0, cts.Token, write);
@@ -422,7 +422,7 @@ public class FileTransferTests
         var cutOff = Assert.ThrowsAsync<QuicException>(async () =>
             answered = await client.SendAsync("PUT", "/files/sneaky.bin", null, null, null, 0, cts.Token, async stream =>
             {
-                await stream.WriteAsync(data, cts.Token);
+                await stream.Stream.WriteAsync(data, cts.Token);
                 await stream.SendTrailersAsync(HeaderCodec.Pack([new(QuicSendHeaders.Sha256, Convert.ToHexStringLower(SHA256.HashData(data)))]));
             }), "an upload growing past the limit is cut off, not answered");
         answered?.Dispose();

@@ -223,6 +223,26 @@ public class HttpTests
     }
 
     [Test]
+    public async Task GoAwayFromTheServerReachesTheClientAndTheRequestInHandIsStillAnswered()
+    {
+        await using var server = StartServer();
+        using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(30));
+        await using var client = await ConnectAsync(server);
+        var asking = client.RequestAsync("/last", null, "in hand", cts.Token);
+        await using var e = server.AcceptRequestsAsync(cts.Token).GetAsyncEnumerator(cts.Token);
+        Assert.That(await e.MoveNextAsync(), Is.True);
+        using var req = e.Current;
+        Assert.That(client.GoAwayReceived.IsCompleted, Is.False, "no GOAWAY before the server sends one");
+
+        server.GoAway(req.ConnectionId);
+        await client.GoAwayReceived.WaitAsync(TimeSpan.FromSeconds(5));
+        await req.RespondAsync(200, null, await req.ReadTextAsync(cts.Token), cancellationToken: cts.Token);
+        using var resp = await asking;
+        Assert.That(resp.Status, Is.EqualTo(200));
+        Assert.That(await resp.ReadTextAsync(cts.Token), Is.EqualTo("in hand"));
+    }
+
+    [Test]
     public async Task TokensCanBeRotatedWhileServing()
     {
         await using var server = StartServer("old-token");

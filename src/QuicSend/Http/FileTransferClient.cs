@@ -35,12 +35,12 @@ public static partial class FileTransfer
         string? sentHash = null;
         Task? sending = null;
 
-        async Task SendBodyAsync(QuicStream stream)
+        async Task SendBodyAsync(Http3RequestStream stream)
         {
             try
             {
                 using var sha = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
-                long sent = await PumpAsync(input, (m, ct) => stream.WriteAsync(m, ct), sha, progress, stop.Token).ConfigureAwait(false);
+                long sent = await PumpAsync(input, (m, ct) => stream.Stream.WriteAsync(m, ct), sha, progress, stop.Token).ConfigureAwait(false);
                 if (sent != length) throw new IOException($"'{full}' changed while it was being uploaded: it had {length} bytes, {sent} were read.");
                 sentHash = Convert.ToHexStringLower(sha.GetHashAndReset());
                 await stream.SendTrailersAsync(HeaderCodec.Pack([new(QuicSendHeaders.Sha256, sentHash)]), cancellationToken).ConfigureAwait(false);

@@ -48,7 +48,7 @@ public sealed class QuicSendClient : IAsyncDisposable, IDisposable
         var t = OptionsCopy.Of(options.Transport);
         t.Http3 = true;
         if (!t.AlpnProtocols.Contains("h3")) t.AlpnProtocols.Add("h3");
-        _endpoint = QuicEndpoint.CreateClient(t);
+        _endpoint = QuicEndpoint.CreateClient(t, Http3Connection.Attach);
         var name = options.ServerName ?? server.Address.ToString();
         _authority = server.Address.AddressFamily == System.Net.Sockets.AddressFamily.InterNetworkV6 && options.ServerName is null
             ? $"[{name}]:{server.Port}" : $"{name}:{server.Port}";
@@ -90,6 +90,18 @@ public sealed class QuicSendClient : IAsyncDisposable, IDisposable
     /// <summary>The connection once it is up (for statistics).</summary>
     public Task<QuicConnection> Connection => _connecting;
 
+    /// <summary>Completes when the server announced a graceful shutdown (HTTP/3 GOAWAY): it still answers
+    /// what it received and takes no new requests. Fails if the connection could not be made.</summary>
+    public Task GoAwayReceived => LazyInitializer.EnsureInitialized(ref _goAwayReceived, WhenGoAwayAsync);
+
+    private Task? _goAwayReceived; // made on first use: nobody may ever observe a failed connect through it
+
+    private async Task WhenGoAwayAsync()
+    {
+        var conn = await _connecting.ConfigureAwait(false);
+        await Http3Connection.Of(conn).GoAwayReceived.ConfigureAwait(false);
+    }
+
     /// <summary>
     /// Async API: sends a request and completes when the response's headers have arrived;
     /// its body then streams from <see cref="QuicSendMessage.Body"/>. Dispose the response when done.
@@ -105,7 +117,7 @@ public sealed class QuicSendClient : IAsyncDisposable, IDisposable
 
     internal async Task<QuicSendResponse> SendAsync(string method, string path, string? headerInfo, QuicSendBody? body,
         IEnumerable<KeyValuePair<string, string>>? extraHeaders, long requestId, CancellationToken cancellationToken,
-        Func<QuicStream, ValueTask>? writeBody = null)
+        Func<Http3RequestStream, ValueTask>? writeBody = null)
     {
         if (!path.StartsWith('/')) throw new ArgumentException($"The path '{path}' must start with '/'.", nameof(path));
         var conn = await _connecting.WaitAsync(cancellationToken).ConfigureAwait(false);
@@ -120,14 +132,14 @@ public sealed class QuicSendClient : IAsyncDisposable, IDisposable
         if (headerInfo is not null) fields.Add(new(QuicSendHeaders.HeaderInfo, headerInfo));
         if (extraHeaders is not null) fields.AddRange(extraHeaders);
         bool noBody = writeBody is null && body.Length == 0;
-        var stream = await conn.SendRequestAsync(HeaderCodec.Pack(fields), noBody, cancellationToken).ConfigureAwait(false);
+        var stream = await Http3Connection.Of(conn).SendRequestAsync(HeaderCodec.Pack(fields), noBody, cancellationToken).ConfigureAwait(false);
         try
         {
             // Send the body while waiting for the answer: a server may answer early (e.g. 401).
             var sending = noBody ? Task.CompletedTask
                 : writeBody is not null ? writeBody(stream).AsTask()
-                : body.WriteToAsync(stream, cancellationToken).AsTask();
-            var headers = HeaderCodec.Unpack(await stream.ReadHeadersAsync(trailers: false, cancellationToken).ConfigureAwait(false));
+                : body.WriteToAsync(stream.Stream, cancellationToken).AsTask();
+            var headers = HeaderCodec.Unpack(await stream.ReadHeadersAsync(cancellationToken).ConfigureAwait(false));
             var response = new QuicSendResponse(requestId, stream, headers);
             try
             {
@@ -141,7 +153,7 @@ public sealed class QuicSendClient : IAsyncDisposable, IDisposable
         }
         catch
         {
-            stream.Dispose();
+            stream.Stream.Dispose();
             throw;
         }
     }

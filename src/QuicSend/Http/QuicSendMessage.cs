@@ -7,15 +7,15 @@ namespace QuicSend.Http;
 /// <summary>What requests and responses share: headers, quicsend-header-info, a body read as it arrives.</summary>
 public abstract class QuicSendMessage : IAsyncDisposable, IDisposable
 {
-    private protected readonly QuicStream _stream;
+    private protected readonly Http3RequestStream _stream;
     private bool _bodyRead;
 
     private readonly Stream _body;
 
-    private protected QuicSendMessage(QuicStream stream, List<KeyValuePair<string, string>> headers, long maxBodyBytes = long.MaxValue)
+    private protected QuicSendMessage(Http3RequestStream stream, List<KeyValuePair<string, string>> headers, long maxBodyBytes = long.MaxValue)
     {
         _stream = stream;
-        _body = maxBodyBytes == long.MaxValue ? stream : new LimitedReadStream(stream, maxBodyBytes);
+        _body = maxBodyBytes == long.MaxValue ? stream.Stream : new LimitedReadStream(stream.Stream, maxBodyBytes);
         Headers = headers;
         HeaderInfo = HeaderCodec.Get(headers, QuicSendHeaders.HeaderInfo);
         ContentType = HeaderCodec.Get(headers, QuicSendHeaders.ContentType) ?? QuicSendHeaders.OctetStream;
@@ -37,7 +37,7 @@ public abstract class QuicSendMessage : IAsyncDisposable, IDisposable
 
     /// <summary>The trailer section, available once the body has been read to the end.</summary>
     public async ValueTask<IReadOnlyList<KeyValuePair<string, string>>> ReadTrailersAsync(CancellationToken cancellationToken = default) =>
-        HeaderCodec.Unpack(await _stream.ReadHeadersAsync(trailers: true, cancellationToken).ConfigureAwait(false));
+        HeaderCodec.Unpack(await _stream.ReadTrailersAsync().ConfigureAwait(false));
 
     /// <summary>
     /// Reads the whole body into memory, refusing more than <paramref name="maxBytes"/>. Memory grows
@@ -81,5 +81,5 @@ public abstract class QuicSendMessage : IAsyncDisposable, IDisposable
         return ValueTask.CompletedTask;
     }
 
-    public virtual void Dispose() => _stream.Dispose();
+    public virtual void Dispose() => _stream.Stream.Dispose();
 }

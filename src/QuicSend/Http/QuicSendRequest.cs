@@ -7,7 +7,7 @@ public sealed class QuicSendRequest : QuicSendMessage
 {
     private int _responded;
 
-    internal QuicSendRequest(long connectionId, QuicConnection connection, QuicStream stream, List<KeyValuePair<string, string>> headers, long maxBodyBytes = long.MaxValue)
+    internal QuicSendRequest(long connectionId, QuicConnection connection, Http3RequestStream stream, List<KeyValuePair<string, string>> headers, long maxBodyBytes = long.MaxValue)
         : base(stream, headers, maxBodyBytes)
     {
         ConnectionId = connectionId;
@@ -44,7 +44,7 @@ public sealed class QuicSendRequest : QuicSendMessage
         if (extraHeaders is not null) fields.AddRange(extraHeaders);
         bool empty = body.Length == 0;
         await _stream.SendResponseHeadersAsync(HeaderCodec.Pack(fields), endStream: empty, cancellationToken).ConfigureAwait(false);
-        if (!empty) await body.WriteToAsync(_stream, cancellationToken).ConfigureAwait(false);
+        if (!empty) await body.WriteToAsync(_stream.Stream, cancellationToken).ConfigureAwait(false);
     }
 
     /// <summary>Streams a response body from <paramref name="write"/> and ends it with the given trailers.</summary>
@@ -56,9 +56,9 @@ public sealed class QuicSendRequest : QuicSendMessage
         if (contentLength is long len) fields.Add(new(QuicSendHeaders.ContentLength, len.ToString(System.Globalization.CultureInfo.InvariantCulture)));
         if (headerInfo is not null) fields.Add(new(QuicSendHeaders.HeaderInfo, headerInfo));
         await _stream.SendResponseHeadersAsync(HeaderCodec.Pack(fields), endStream: false, cancellationToken).ConfigureAwait(false);
-        var trailers = (await write(_stream).ConfigureAwait(false)).ToList();
+        var trailers = (await write(_stream.Stream).ConfigureAwait(false)).ToList();
         // An empty trailer section cannot be sent (quiche fails with InternalError): without trailers the body just ends.
-        if (trailers.Count == 0) await _stream.CompleteWritesAsync(cancellationToken).ConfigureAwait(false);
+        if (trailers.Count == 0) await _stream.Stream.CompleteWritesAsync(cancellationToken).ConfigureAwait(false);
         else await _stream.SendTrailersAsync(HeaderCodec.Pack(trailers), cancellationToken).ConfigureAwait(false);
     }
 
@@ -79,5 +79,5 @@ public sealed class QuicSendRequest : QuicSendMessage
         Settled?.Invoke(this);
     }
 
-    internal QuicStream Stream => _stream;
+    internal QuicStream Stream => _stream.Stream;
 }

@@ -6,7 +6,7 @@ namespace QuicSend.Http;
 /// <summary>A response as the client sees it; its body streams in as it arrives.</summary>
 public sealed class QuicSendResponse : QuicSendMessage
 {
-    internal QuicSendResponse(long requestId, QuicStream stream, List<KeyValuePair<string, string>> headers) : base(stream, headers)
+    internal QuicSendResponse(long requestId, Http3RequestStream stream, List<KeyValuePair<string, string>> headers) : base(stream, headers)
     {
         RequestId = requestId;
         Status = int.Parse(HeaderCodec.Get(headers, ":status") ?? "0", CultureInfo.InvariantCulture);

@@ -42,7 +42,7 @@ public sealed class QuicSendServer : IAsyncDisposable, IDisposable
     private readonly bool _anonymous;
     private readonly long _maxBody;
     private readonly Channel<ServerEvent> _events = Channel.CreateUnbounded<ServerEvent>();
-    private readonly ConcurrentDictionary<long, QuicConnection> _connections = new();
+    private readonly ConcurrentDictionary<long, Http3Connection> _connections = new();
     private readonly ConcurrentDictionary<(long, long), QuicSendRequest> _pending = new();
     private readonly CancellationTokenSource _stop = new();
     private readonly Task _acceptLoop;
@@ -59,7 +59,7 @@ public sealed class QuicSendServer : IAsyncDisposable, IDisposable
         var t = OptionsCopy.Of(options.Transport);
         t.Http3 = true;
         if (!t.AlpnProtocols.Contains("h3")) t.AlpnProtocols.Add("h3");
-        _endpoint = QuicEndpoint.Listen(t);
+        _endpoint = QuicEndpoint.Listen(t, Http3Connection.Attach);
         _acceptLoop = Task.Run(AcceptLoopAsync);
     }
 
@@ -80,7 +80,7 @@ public sealed class QuicSendServer : IAsyncDisposable, IDisposable
         {
             while (!_stop.IsCancellationRequested)
             {
-                var conn = await _endpoint.AcceptAsync(_stop.Token).ConfigureAwait(false);
+                var conn = Http3Connection.Of(await _endpoint.AcceptAsync(_stop.Token).ConfigureAwait(false));
                 var id = Interlocked.Increment(ref _nextConnectionId);
                 _connections[id] = conn;
                 _events.Writer.TryWrite(new ConnectEvent(id));
@@ -90,19 +90,19 @@ public sealed class QuicSendServer : IAsyncDisposable, IDisposable
         catch (Exception e) when (e is OperationCanceledException or ObjectDisposedException) { }
     }
 
-    private async Task ServeConnectionAsync(long id, QuicConnection conn)
+    private async Task ServeConnectionAsync(long id, Http3Connection conn)
     {
         try
         {
             while (true)
             {
                 var stream = await conn.AcceptRequestAsync(_stop.Token).ConfigureAwait(false);
-                var headers = HeaderCodec.Unpack(await stream.ReadHeadersAsync(trailers: false, _stop.Token).ConfigureAwait(false));
-                var request = new QuicSendRequest(id, conn, stream, headers, _maxBody);
+                var headers = HeaderCodec.Unpack(await stream.ReadHeadersAsync(_stop.Token).ConfigureAwait(false));
+                var request = new QuicSendRequest(id, conn.Connection, stream, headers, _maxBody);
                 if (!_anonymous && !_tokens.Authorizes(HeaderCodec.Get(headers, QuicSendHeaders.Authorization)))
                 {
                     Interlocked.Increment(ref _unauthorized);
-                    _ = RefuseAsync(request, conn);
+                    _ = RefuseAsync(request, conn.Connection);
                     continue;
                 }
                 if (request.ContentLength > _maxBody)
@@ -209,7 +209,16 @@ public sealed class QuicSendServer : IAsyncDisposable, IDisposable
     public void Close(long connectionId)
     {
         if (_connections.TryRemove(connectionId, out var conn))
-            conn.CloseAsync((long)Http3Errors.NoError, "closed by the server").AsTask().GetAwaiter().GetResult();
+            conn.Connection.CloseAsync((long)Http3Errors.NoError, "closed by the server").AsTask().GetAwaiter().GetResult();
+    }
+
+    /// <summary>
+    /// Starts a graceful shutdown of a connection (HTTP/3 GOAWAY): requests already received
+    /// are still answered, the client sends no new ones. Does nothing once the connection closed.
+    /// </summary>
+    public void GoAway(long connectionId)
+    {
+        if (_connections.TryGetValue(connectionId, out var conn)) conn.GoAway();
     }
 
     /// <summary>Graceful shutdown: GOAWAY to every client, then close.</summary>

@@ -5,6 +5,14 @@ internal static unsafe class NativeErrors
 {
     internal static string LastError() => NativeText.Utf8((p, n) => NativeMethods.qs_last_error(p, n), 1024);
 
+    /// <summary>The engine's RFC name of an HTTP/3 or QPACK error code with the code, e.g. H3_FRAME_UNEXPECTED (0x105).
+    /// The transport names close codes with it too: the engine classifies the closes it reports.</summary>
+    internal static string CodeName(long code)
+    {
+        var name = NativeText.Utf8((p, n) => NativeMethods.qs_h3_error_name((ulong)code, p, n), 64);
+        return $"{name} (0x{code:x})";
+    }
+
     /// <summary>Throws for any error code; QS_OK, QS_DONE, QS_BLOCKED and non-negative values pass through.</summary>
     internal static long Check(long rc, string operation)
     {

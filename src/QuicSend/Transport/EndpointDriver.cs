@@ -52,12 +52,8 @@ internal sealed unsafe class EndpointDriver : IDisposable
     /// <summary>Typed calls on the native endpoint; driver thread only.</summary>
     public NativeEndpoint Native => new(Ep);
 
-    /// <summary>Connections speak HTTP/3: stream events arrive as request/response events.</summary>
-    public bool Http3 { get; }
-
-    public EndpointDriver(QsEndpointHandle handle, DatagramSocket socket, string name, Action<QuicConnection>? onIncoming, bool http3)
+    public EndpointDriver(QsEndpointHandle handle, DatagramSocket socket, string name, Action<QuicConnection>? onIncoming)
     {
-        Http3 = http3;
         _handle = handle;
         Ep = handle.DangerousGetHandle();
         _socket = socket;

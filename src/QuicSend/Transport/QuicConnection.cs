@@ -15,8 +15,6 @@ public sealed class QuicConnection : IAsyncDisposable
     private readonly EndpointDriver _driver;
     private readonly Dictionary<ulong, QuicStream> _streams = new();
     private readonly Channel<QuicStream> _incoming = Channel.CreateUnbounded<QuicStream>(new UnboundedChannelOptions { SingleWriter = true });
-    private readonly Channel<QuicStream> _requests = Channel.CreateUnbounded<QuicStream>(new UnboundedChannelOptions { SingleWriter = true });
-    private readonly TaskCompletionSource _goAway = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private readonly List<DriverCall<QuicStream>> _creditWaiters = new(); // openers waiting on the peer's stream limit
     private readonly TaskCompletionSource _connected = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private readonly TaskCompletionSource<QuicException> _closed = new(TaskCreationOptions.RunContinuationsAsynchronously);
@@ -50,38 +48,35 @@ public sealed class QuicConnection : IAsyncDisposable
 
     internal Task Connected => _connected.Task;
 
+    /// <summary>The application protocol on this connection, if any; set on the driver before its first event.</summary>
+    internal IApplicationProtocol? Application { get; set; }
+
     /// <summary>Opens a stream, waiting while the peer's stream limit is reached.</summary>
     public async ValueTask<QuicStream> OpenStreamAsync(bool unidirectional = false, CancellationToken cancellationToken = default)
     {
         ThrowIfClosed();
-        return await WithStreamCredit(unidirectional ? "Opening a unidirectional stream" : "Opening a stream", call =>
+        return await WithStreamCredit(unidirectional ? "Opening a unidirectional stream" : "Opening a stream", (out QuicStream? s) =>
         {
             int rc = _driver.Native.StreamOpen(Id, unidirectional, out var sid);
-            return rc != QsConst.QS_OK ? rc : Adopt(call, new QuicStream(this, sid, readable: !unidirectional, writable: true));
+            s = rc == QsConst.QS_OK ? new QuicStream(this, sid, readable: !unidirectional, writable: true) : null;
+            return rc;
         }, cancellationToken).ConfigureAwait(false);
     }
 
-    /// <summary>HTTP/3 client: sends a request's header section; the returned stream carries the request body and the response.</summary>
-    internal async ValueTask<QuicStream> SendRequestAsync(byte[] packedHeaders, bool endStream, CancellationToken cancellationToken)
-    {
-        ThrowIfClosed();
-        return await WithStreamCredit("Sending a request", call =>
-        {
-            int rc = _driver.Native.SendRequest(Id, packedHeaders, endStream, out var sid);
-            return rc != QsConst.QS_OK ? rc : Adopt(call, new QuicStream(this, sid, readable: true, writable: !endStream, http3: true));
-        }, cancellationToken).ConfigureAwait(false);
-    }
+    /// <summary>Driver: asks the engine for a new stream: QS_OK with the stream, QS_BLOCKED at the peer's limit, or an error.</summary>
+    internal delegate int StreamStart(out QuicStream? stream);
 
-    /// <summary>Runs <paramref name="open"/> on the driver until the peer's stream limit lets it through
+    /// <summary>Runs <paramref name="start"/> on the driver until the peer's stream limit lets it through
     /// (QS_BLOCKED parks it until STREAMS_AVAILABLE). Waiting leaves nothing in the engine, so a cancel just stops waiting.</summary>
-    private Task<QuicStream> WithStreamCredit(string what, Func<DriverCall<QuicStream>, int> open, CancellationToken cancellationToken)
+    internal Task<QuicStream> WithStreamCredit(string what, StreamStart start, CancellationToken cancellationToken)
     {
         var call = new DriverCall<QuicStream>(c =>
         {
             if (IsClosed) { c.Fail(Error()); return; }
-            int rc = open(c);
-            if (rc == QsConst.QS_BLOCKED) _creditWaiters.Add(c);
-            else if (rc != QsConst.QS_OK) c.Fail(NativeErrors.ToException(rc, what));
+            int rc = start(out var s);
+            if (rc == QsConst.QS_OK) Adopt(c, s!);
+            else if (rc == QsConst.QS_BLOCKED) _creditWaiters.Add(c);
+            else c.Fail(NativeErrors.ToException(rc, what));
         });
         if (cancellationToken.CanBeCanceled)
         {
@@ -93,37 +88,10 @@ public sealed class QuicConnection : IAsyncDisposable
     }
 
     /// <summary>Driver: registers a stream just opened; a caller who gave up meanwhile gets it abandoned instead.</summary>
-    private int Adopt(DriverCall<QuicStream> call, QuicStream s)
+    private void Adopt(DriverCall<QuicStream> call, QuicStream s)
     {
-        _streams[(ulong)s.Id] = s;
+        Track(s);
         if (!call.Complete(s)) s.AbortOnDriver(0);
-        return QsConst.QS_OK;
-    }
-
-    /// <summary>HTTP/3: completes when the server announced a graceful shutdown (GOAWAY).</summary>
-    public Task GoAwayReceived => _goAway.Task;
-
-    /// <summary>HTTP/3 server: waits for the next request whose header section has arrived.</summary>
-    internal async ValueTask<QuicStream> AcceptRequestAsync(CancellationToken cancellationToken)
-    {
-        try
-        {
-            return await _requests.Reader.ReadAsync(cancellationToken).ConfigureAwait(false);
-        }
-        catch (ChannelClosedException)
-        {
-            throw Error();
-        }
-    }
-
-    /// <summary>HTTP/3 server: starts a graceful shutdown; requests already received are still answered.</summary>
-    public void GoAway()
-    {
-        if (IsClosed || _driver.IsStopping) return;
-        _driver.Call(() =>
-        {
-            if (!IsClosed) _driver.Native.GoAway(Id);
-        });
     }
 
     /// <summary>Waits for the peer to open a stream.</summary>
@@ -200,6 +168,12 @@ public sealed class QuicConnection : IAsyncDisposable
 
     internal void Forget(ulong stream) => _streams.Remove(stream);
 
+    /// <summary>Driver: routes the stream's engine events to it from now on.</summary>
+    internal void Track(QuicStream s) => _streams[(ulong)s.Id] = s;
+
+    /// <summary>Driver: the live stream with this id, if any.</summary>
+    internal bool TryGetStream(ulong id, [System.Diagnostics.CodeAnalysis.NotNullWhen(true)] out QuicStream? s) => _streams.TryGetValue(id, out s);
+
     /// <summary>Handles one engine event for this connection. Runs on the driver thread.</summary>
     internal void OnEvent(in QsEvent ev)
     {
@@ -237,27 +211,11 @@ public sealed class QuicConnection : IAsyncDisposable
             case QsConst.QS_EVENT_STREAM_FINISHED:
                 if (_streams.TryGetValue(ev.Stream, out var f)) f.OnFinished();
                 break;
-            case QsConst.QS_EVENT_H3_HEADERS:
-                if (IsServer)
-                {
-                    var req = new QuicStream(this, ev.Stream, readable: true, writable: true, http3: true);
-                    _streams[ev.Stream] = req;
-                    req.OnHeaders((int)Math.Min(ev.Code, int.MaxValue));
-                    _requests.Writer.TryWrite(req);
-                }
-                else if (_streams.TryGetValue(ev.Stream, out var resp)) resp.OnHeaders((int)Math.Min(ev.Code, int.MaxValue));
-                break;
-            case QsConst.QS_EVENT_H3_DATA:
-                if (_streams.TryGetValue(ev.Stream, out var d)) d.OnReadable();
-                break;
-            case QsConst.QS_EVENT_H3_RESET:
-                if (_streams.TryGetValue(ev.Stream, out var rs)) rs.OnH3Reset((long)ev.Code);
-                break;
-            case QsConst.QS_EVENT_H3_GOAWAY:
-                _goAway.TrySetResult();
-                break;
             case QsConst.QS_EVENT_STREAMS_AVAILABLE:
                 RetryCreditWaiters();
+                break;
+            default:
+                Application?.OnEvent(ev);
                 break;
         }
     }
@@ -283,7 +241,7 @@ public sealed class QuicConnection : IAsyncDisposable
         _connected.TrySetException(_error);
         _closed.TrySetResult(_error);
         _incoming.Writer.TryComplete();
-        _requests.Writer.TryComplete();
+        Application?.OnConnectionFailed(_error);
         RetryCreditWaiters(); // each fails with the connection's error
         foreach (var s in _streams.Values.ToArray()) s.OnConnectionFailed(_error);
     }
@@ -315,10 +273,10 @@ public sealed class QuicConnection : IAsyncDisposable
         QsConst.QS_CLOSE_TIMED_OUT => new QuicException(QuicError.ConnectionTimedOut, $"The connection {reason}."),
         // The peer's close with an HTTP/3 error code: still the peer's application close, named for the reader.
         QsConst.QS_CLOSE_APPLICATION when ev.Code is > 0x100 and < 0x400 =>
-            new QuicException(QuicError.ConnectionClosed, $"The connection was {reason} ({Http3Errors.Name((long)ev.Code)}).") { ErrorCode = (long)ev.Code },
+            new QuicException(QuicError.ConnectionClosed, $"The connection was {reason} ({NativeErrors.CodeName((long)ev.Code)}).") { ErrorCode = (long)ev.Code },
         QsConst.QS_CLOSE_APPLICATION => new QuicException(QuicError.ConnectionClosed, $"The connection was {reason}.") { ErrorCode = (long)ev.Code },
         QsConst.QS_CLOSE_LOCAL => new QuicException(QuicError.ConnectionClosed, "The connection was closed locally."),
-        QsConst.QS_CLOSE_H3_PROTOCOL => new QuicException(QuicError.ProtocolError, $"The connection was closed: {reason} ({Http3Errors.Name((long)ev.Code)}).") { ErrorCode = (long)ev.Code },
+        QsConst.QS_CLOSE_H3_PROTOCOL => new QuicException(QuicError.ProtocolError, $"The connection was closed: {reason} ({NativeErrors.CodeName((long)ev.Code)}).") { ErrorCode = (long)ev.Code },
         _ => new QuicException(QuicError.ConnectionClosed, $"The connection was lost: {reason}.") { ErrorCode = (long)ev.Code },
     };
 }

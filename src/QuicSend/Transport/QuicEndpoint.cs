@@ -15,9 +15,11 @@ public sealed class QuicEndpoint : IDisposable, IAsyncDisposable
     private readonly EndpointDriver _driver;
     private readonly Channel<QuicConnection>? _accepted;
     private readonly QuicClientOptions? _client;
+    private readonly Func<QuicConnection, IApplicationProtocol>? _application;
 
-    private QuicEndpoint(QuicEndpointOptions options, IPEndPoint local, bool server)
+    private QuicEndpoint(QuicEndpointOptions options, IPEndPoint local, bool server, Func<QuicConnection, IApplicationProtocol>? application)
     {
+        _application = application;
         using var cfg = EndpointConfig.Build(options);
         var handle = NativeMethods.qs_endpoint_new(cfg, server);
         if (handle.IsInvalid)
@@ -47,16 +49,30 @@ public sealed class QuicEndpoint : IDisposable, IAsyncDisposable
         }
         if (server) _accepted = Channel.CreateUnbounded<QuicConnection>(new UnboundedChannelOptions { SingleWriter = true });
         else _client = (QuicClientOptions)options;
-        _driver = new EndpointDriver(handle, socket, server ? "quicsend-server" : "quicsend-client",
-            server ? c => _accepted!.Writer.TryWrite(c) : null, options.Http3);
+        _driver = new EndpointDriver(handle, socket, server ? "quicsend-server" : "quicsend-client", server ? Accepted : null);
     }
 
     /// <summary>Starts a server listening on <see cref="QuicServerOptions.ListenEndPoint"/>.</summary>
-    public static QuicEndpoint Listen(QuicServerOptions options) => new(options, options.ListenEndPoint, server: true);
+    public static QuicEndpoint Listen(QuicServerOptions options) => Listen(options, null);
+
+    /// <summary>A server whose connections run an application protocol (<paramref name="application"/> makes it per connection).</summary>
+    internal static QuicEndpoint Listen(QuicServerOptions options, Func<QuicConnection, IApplicationProtocol>? application) =>
+        new(options, options.ListenEndPoint, server: true, application);
 
     /// <summary>Creates a client endpoint (one UDP socket; any number of connections).</summary>
-    public static QuicEndpoint CreateClient(QuicClientOptions options) =>
-        new(options, options.LocalEndPoint ?? new IPEndPoint(IPAddress.IPv6Any, 0), server: false);
+    public static QuicEndpoint CreateClient(QuicClientOptions options) => CreateClient(options, null);
+
+    /// <summary>A client whose connections run an application protocol (<paramref name="application"/> makes it per connection).</summary>
+    internal static QuicEndpoint CreateClient(QuicClientOptions options, Func<QuicConnection, IApplicationProtocol>? application) =>
+        new(options, options.LocalEndPoint ?? new IPEndPoint(IPAddress.IPv6Any, 0), server: false, application);
+
+    /// <summary>Driver: a server connection completed its handshake. The application protocol is attached here,
+    /// before the connection sees its CONNECTED event, so none of its events can come before it.</summary>
+    private void Accepted(QuicConnection c)
+    {
+        if (_application is not null) c.Application = _application(c);
+        _accepted!.Writer.TryWrite(c);
+    }
 
     /// <summary>The bound local address (with the real port when 0 was asked for).</summary>
     public IPEndPoint LocalEndPoint => _driver.Socket.LocalEndPoint;
@@ -103,6 +119,7 @@ public sealed class QuicEndpoint : IDisposable, IAsyncDisposable
         return _driver.Call(() =>
         {
             var conn = new QuicConnection(_driver, _driver.Native.Connect(to, name, remote.ToString()), isServer: false, remote, serverName);
+            if (_application is not null) conn.Application = _application(conn);
             _driver.Add(conn);
             return conn;
         });

@@ -3,7 +3,7 @@ using QuicSend.Native;
 namespace QuicSend.Transport;
 
 /// <summary>
-/// One QUIC stream as a <see cref="Stream"/>. Reads, writes and header waits are
+/// One QUIC stream as a <see cref="Stream"/>. Reads and writes are
 /// posted to the endpoint's driver thread, which runs them against the engine and
 /// completes them: a write that flow or congestion control refuses resumes on the
 /// engine's WRITABLE event, a read with nothing buffered on READABLE. One read and
@@ -18,24 +18,21 @@ public sealed partial class QuicStream : Stream
     private readonly EndpointDriver _driver;
     private readonly bool _canRead;
     private readonly bool _canWrite;
-    private readonly bool _h3;          // an HTTP/3 request stream: bodies are framed by the engine
+    private readonly StreamFraming _framing; // raw QUIC, or an application protocol's body framing
     private readonly ReadOperation _read;
     private readonly WriteOperation _write;
-    private readonly HeadersOperation _headers;
     private readonly TaskCompletionSource _acknowledged = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private int _disposed;              // set by the user thread that disposes
 
     // Driver-thread state.
-    private long? _h3ResetCode;
-    private int _headerLength = 1024; // until the HEADERS event tells
     private bool _readDone;      // end of stream read, reset received, or reading stopped by us
     private bool _writeDone;     // finished or reset by us
     private QuicException? _readError;
     private QuicException? _writeError;
 
-    internal QuicStream(QuicConnection conn, ulong id, bool readable, bool writable, bool http3 = false)
+    internal QuicStream(QuicConnection conn, ulong id, bool readable, bool writable, StreamFraming? framing = null)
     {
-        _h3 = http3;
+        _framing = framing ?? StreamFraming.Raw;
         _conn = conn;
         _driver = conn.Driver;
         Id = (long)id;
@@ -45,7 +42,6 @@ public sealed partial class QuicStream : Stream
         _writeDone = !writable;
         _read = new ReadOperation(this);
         _write = new WriteOperation(this);
-        _headers = new HeadersOperation(this);
     }
 
     /// <summary>The QUIC stream id.</summary>
@@ -62,7 +58,10 @@ public sealed partial class QuicStream : Stream
     public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
 
     /// <summary>The error code a cancelled read or write tells the peer.</summary>
-    private ulong CancelCode => _h3 ? Http3Errors.RequestCancelled : 0;
+    internal ulong CancelCode => _framing.CancelCode;
+
+    /// <summary>How the body is framed; an application protocol finds its per-stream state here.</summary>
+    internal StreamFraming Framing => _framing;
 
     public override ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default)
     {
@@ -86,7 +85,7 @@ public sealed partial class QuicStream : Stream
     /// <summary>Ends the sending side: the peer reads to the end of what was written.</summary>
     public void CompleteWrites()
     {
-        if (_h3)
+        if (_framing.EndsWithWrite)
         {
             CompleteWritesAsync().AsTask().GetAwaiter().GetResult();
             return;
@@ -108,7 +107,7 @@ public sealed partial class QuicStream : Stream
     /// <summary>Ends the sending side, waiting if framing bytes are still queued (HTTP/3).</summary>
     public ValueTask CompleteWritesAsync(CancellationToken cancellationToken = default)
     {
-        if (!_h3)
+        if (!_framing.EndsWithWrite)
         {
             CompleteWrites();
             return ValueTask.CompletedTask;
@@ -116,25 +115,13 @@ public sealed partial class QuicStream : Stream
         return WriteAsync(ReadOnlyMemory<byte>.Empty, completeWrites: true, cancellationToken);
     }
 
-    /// <summary>The header section received on this HTTP/3 stream (packed), waiting for it on a client;
-    /// trailers are read as they stand (none yet: empty).</summary>
-    internal ValueTask<byte[]> ReadHeadersAsync(bool trailers, CancellationToken cancellationToken)
-    {
-        if (!trailers) return _headers.Start(cancellationToken);
-        return new ValueTask<byte[]>(_driver.CallAsync(() =>
-        {
-            if (_h3ResetCode is long code) throw NoResponseError(code);
-            return ReadHeaderSection(trailers: true) ?? [];
-        }));
-    }
-
-    /// <summary>Sends the response header section (server side of an HTTP/3 stream), waiting for stream credit when the engine has none.</summary>
-    internal ValueTask SendResponseHeadersAsync(byte[] packed, bool endStream, CancellationToken cancellationToken = default) =>
-        _write.StartSection(packed, trailers: false, endStream, cancellationToken);
-
-    /// <summary>Sends a trailer section and ends the body (HTTP/3), waiting for stream credit when the engine has none.</summary>
-    internal ValueTask SendTrailersAsync(byte[] packed, CancellationToken cancellationToken = default) =>
-        _write.StartSection(packed, trailers: true, endStream: true, cancellationToken);
+    /// <summary>
+    /// Sends a section of the framing's (<see cref="StreamFraming.TryWriteSection"/>) as this stream's
+    /// write, waiting for credit when the engine has none. A <paramref name="trailing"/> section follows
+    /// the body, so a body write that failed fails it too.
+    /// </summary>
+    internal ValueTask WriteSectionAsync(byte[] section, bool trailing, bool endStream, CancellationToken cancellationToken) =>
+        _write.StartSection(section, trailing, endStream, cancellationToken);
 
     /// <summary>Abandons the stream: resets the sending side and asks the peer to stop sending, with an error code.</summary>
     public void Abort(long errorCode)
@@ -158,8 +145,9 @@ public sealed partial class QuicStream : Stream
 
     /// <summary>
     /// Disposing completes the sending side gracefully (the peer sees the end of
-    /// the stream) and stops reading anything not yet read; an HTTP/3 message cut
-    /// short is reset instead, so it cannot look complete. Pending operations fail.
+    /// the stream) and stops reading anything not yet read, unless the framing
+    /// ends it otherwise (an HTTP/3 message cut short is reset, so it cannot look
+    /// complete). Pending operations fail.
     /// </summary>
     protected override void Dispose(bool disposing)
     {
@@ -170,24 +158,12 @@ public sealed partial class QuicStream : Stream
 
     private void DisposeOnDriver()
     {
-        if (!_conn.IsClosed)
-        {
-            if (_h3)
-            {
-                if (!_writeDone && _writeError is null) _driver.Native.Reset(_conn.Id, (ulong)Id, Http3Errors.RequestCancelled);
-                _driver.Native.ReleaseRequest(_conn.Id, (ulong)Id);
-            }
-            else
-            {
-                if (!_writeDone && _writeError is null) _driver.Native.Finish(_conn.Id, (ulong)Id);
-                if (!_readDone) _driver.Native.StopReading(_conn.Id, (ulong)Id, 0);
-            }
-        }
+        if (!_conn.IsClosed) _framing.Release(this, writing: !_writeDone && _writeError is null, reading: !_readDone);
         _writeDone = _readDone = true;
         var error = new ObjectDisposedException(nameof(QuicStream));
         _read.Abandon(error);
         _write.Abandon(error);
-        _headers.Abandon(error);
+        _framing.Abandon(error);
         _conn.Forget((ulong)Id);
     }
 
@@ -209,7 +185,7 @@ public sealed partial class QuicStream : Stream
         }
         _read.Resume();
         _write.Resume();
-        _headers.Resume();
+        _framing.Wake();
     }
 
     private void ReadFinished()
@@ -225,31 +201,24 @@ public sealed partial class QuicStream : Stream
         return _writeError;
     }
 
-    private QuicException NoResponseError(long code) =>
-        new(QuicError.StreamAborted, $"The server ended request stream {Id} without a response ({Http3Errors.Name(code)}).") { ErrorCode = code };
+    /// <summary>Driver: why reading failed (reset, stopped, aborted), or null.</summary>
+    internal QuicException? ReadError => _readError;
 
-    private Exception Failure(int rc, string what) =>
+    /// <summary>Driver: an engine call on this stream failed: the connection's error when it closed, else the call's.</summary>
+    internal Exception Failure(int rc, string what) =>
         _conn.IsClosed ? _conn.Error() : NativeErrors.ToException(rc, $"{what} stream {Id}");
 
     // Engine events, on the driver thread.
     internal void OnReadable() => _read.Resume();
 
-    /// <summary>The header section arrived; its packed length comes with the event, so it is copied out in one call.</summary>
-    internal void OnHeaders(int length)
-    {
-        _headerLength = length;
-        _headers.Resume();
-    }
-
     internal void OnWritable() => _write.Resume();
 
-    internal void OnH3Reset(long code)
+    /// <summary>Driver: the application protocol learned the receiving side ended early; reads fail with <paramref name="error"/>
+    /// (the first error stays). The caller resumes the read.</summary>
+    internal void EndReading(QuicException error)
     {
-        _h3ResetCode = code;
-        _readError ??= new QuicException(QuicError.StreamAborted, $"Stream {Id} ended early: {Http3Errors.Name(code)}.") { ErrorCode = code };
+        _readError ??= error;
         _readDone = true;
-        _headers.Resume();
-        _read.Resume();
     }
 
     internal void OnFinished()
@@ -271,7 +240,7 @@ public sealed partial class QuicStream : Stream
         if (!_writeDone) _writeError ??= error;
         _read.Resume();
         _write.Resume();
-        _headers.Resume();
+        _framing.Wake();
         _acknowledged.TrySetException(error);
     }
 }

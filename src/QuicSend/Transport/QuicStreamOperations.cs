@@ -2,27 +2,9 @@ using QuicSend.Native;
 
 namespace QuicSend.Transport;
 
-// The three kinds of operation a stream has in flight, each run by the driver thread.
+// The two kinds of operation a stream has in flight, each run by the driver thread.
 public sealed partial class QuicStream
 {
-    private long NativeRead(Span<byte> buffer, out bool fin, out ulong code) =>
-        _driver.Native.Read(_conn.Id, (ulong)Id, _h3, buffer, out fin, out code);
-
-    private long NativeWrite(ReadOnlySpan<byte> buffer, bool fin, out ulong code) =>
-        _driver.Native.Write(_conn.Id, (ulong)Id, _h3, buffer, fin, out code);
-
-    private int NativeSendSection(byte[] packed, bool trailers, bool endStream) =>
-        _driver.Native.SendSection(_conn.Id, (ulong)Id, packed, trailers, endStream);
-
-    /// <summary>The header section (or trailers) the engine holds for this stream, or null when none has arrived.</summary>
-    private byte[]? ReadHeaderSection(bool trailers)
-    {
-        var packed = _driver.Native.HeaderSection(_conn.Id, (ulong)Id, trailers, trailers ? 1024 : _headerLength, out long rc);
-        if (rc == QsConst.QS_DONE) return null;
-        if (rc < 0) throw Failure((int)rc, "Reading a header section of");
-        return packed;
-    }
-
     /// <summary>Driver: the caller cancelled a read: stop the receiving side, so the peer stops sending.</summary>
     private void CancelReading()
     {
@@ -58,7 +40,7 @@ public sealed partial class QuicStream
         {
             if (s._readError is not null) { Done(s._readError); return; }
             if (s._readDone) { Done(0); return; }
-            long n = s.NativeRead(_buffer.Span, out bool fin, out ulong code);
+            long n = s._framing.Read(s, _buffer.Span, out bool fin, out ulong code);
             if (n >= 0)
             {
                 if (fin) s.ReadFinished();
@@ -100,8 +82,8 @@ public sealed partial class QuicStream
     {
         private ReadOnlyMemory<byte> _buffer;
         private bool _fin;
-        private byte[]? _section;   // an HTTP/3 header or trailer section instead of body bytes
-        private bool _trailers;
+        private byte[]? _section;   // a section of the framing's instead of body bytes
+        private bool _trailing;
 
         protected override string BusyMessage => $"Another write to stream {s.Id} is already in progress.";
 
@@ -113,10 +95,10 @@ public sealed partial class QuicStream
             return new ValueTask(this, Begin(cancellationToken));
         }
 
-        public ValueTask StartSection(byte[] packed, bool trailers, bool endStream, CancellationToken cancellationToken)
+        public ValueTask StartSection(byte[] section, bool trailing, bool endStream, CancellationToken cancellationToken)
         {
-            _section = packed;
-            _trailers = trailers;
+            _section = section;
+            _trailing = trailing;
             _fin = endStream;
             _buffer = default;
             return new ValueTask(this, Begin(cancellationToken));
@@ -142,7 +124,7 @@ public sealed partial class QuicStream
                 // being mapped fresh (page faults) for every multi-megabyte write.
                 var slice = _buffer.Length > MaxWriteSlice ? _buffer[..MaxWriteSlice] : _buffer;
                 bool fin = _fin && slice.Length == _buffer.Length;
-                long n = s.NativeWrite(slice.Span, fin, out ulong code);
+                long n = s._framing.Write(s, slice.Span, fin, out ulong code);
                 if (n >= 0)
                 {
                     _buffer = _buffer[(int)n..];
@@ -160,19 +142,17 @@ public sealed partial class QuicStream
             }
         }
 
-        private void StepSection(byte[] packed)
+        private void StepSection(byte[] section)
         {
-            if (_trailers && s._writeError is not null) { Done(s._writeError); return; }
+            if (_trailing && s._writeError is not null) { Done(s._writeError); return; }
             if (s._conn.IsClosed) { Done(s._conn.Error()); return; }
-            int rc = s.NativeSendSection(packed, _trailers, _fin);
-            if (rc >= 0)
+            if (s._framing.TryWriteSection(s, section, _trailing, _fin, out var error))
             {
                 if (_fin) s._writeDone = true;
                 Done(null);
                 return;
             }
-            if (rc != QsConst.QS_BLOCKED)
-                Done(NativeErrors.ToException(rc, _trailers ? $"Sending trailers on stream {s.Id}" : $"Sending the response on stream {s.Id}"));
+            if (error is not null) Done(error); // else blocked: WRITABLE resumes
         }
 
         protected override void OnCancelled(OperationCanceledException error)
@@ -187,30 +167,6 @@ public sealed partial class QuicStream
             _section = null;
             if (error is null) Complete(true);
             else Fail(error);
-        }
-    }
-
-    private sealed class HeadersOperation(QuicStream s) : StreamOperation<byte[]>(s._driver)
-    {
-        protected override string BusyMessage => $"The header section of stream {s.Id} is already awaited.";
-
-        public ValueTask<byte[]> Start(CancellationToken cancellationToken) => new(this, Begin(cancellationToken));
-
-        protected override void Step()
-        {
-            if (s._h3ResetCode is long code) { Fail(s.NoResponseError(code)); return; }
-            var got = s.ReadHeaderSection(trailers: false);
-            if (got is not null) { Complete(got); return; }
-            if (s._readError is not null) { Fail(s._readError); return; }
-            if (s._conn.IsClosed) Fail(s._conn.Error());
-            // else: H3_HEADERS resumes
-        }
-
-        protected override void OnCancelled(OperationCanceledException error)
-        {
-            // Nobody will read this response: abandon the whole exchange.
-            s.AbortOnDriver(s.CancelCode);
-            Fail(error);
         }
     }
 }

@@ -1,6 +1,6 @@
 using QuicSend.Native;
 
-namespace QuicSend.Transport;
+namespace QuicSend.Http;
 
 /// <summary>HTTP/3 error codes (RFC 9114 §8.1) the library uses, and their names.</summary>
 public static class Http3Errors
@@ -13,10 +13,6 @@ public static class Http3Errors
     public const ulong MessageError = 0x10e;
     public const ulong ExcessiveLoad = 0x107;
 
-    /// <summary>The RFC name of an HTTP/3 or QPACK error code, e.g. H3_FRAME_UNEXPECTED.</summary>
-    public static unsafe string Name(long code)
-    {
-        var name = NativeText.Utf8((p, n) => NativeMethods.qs_h3_error_name((ulong)code, p, n), 64);
-        return $"{name} (0x{code:x})";
-    }
+    /// <summary>The RFC name of an HTTP/3 or QPACK error code, e.g. H3_FRAME_UNEXPECTED (0x105).</summary>
+    public static string Name(long code) => NativeErrors.CodeName(code);
 }

@@ -1,0 +1,101 @@
+using System.Threading.Channels;
+using QuicSend.Native;
+using QuicSend.Transport;
+
+namespace QuicSend.Http;
+
+/// <summary>
+/// HTTP/3 on one QUIC connection: requests arriving (server), requests sent with the
+/// wait for the peer's stream credit (client), GOAWAY sent and received. The
+/// connection forwards the engine's HTTP/3 events here, on the driver thread.
+/// </summary>
+internal sealed class Http3Connection : IApplicationProtocol
+{
+    private readonly Channel<Http3RequestStream> _requests = Channel.CreateUnbounded<Http3RequestStream>(new UnboundedChannelOptions { SingleWriter = true });
+    private readonly TaskCompletionSource _goAway = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+    private Http3Connection(QuicConnection connection) => Connection = connection;
+
+    /// <summary>For <see cref="QuicEndpoint"/>: attaches HTTP/3 to each connection as it is made.</summary>
+    public static readonly Func<QuicConnection, IApplicationProtocol> Attach = c => new Http3Connection(c);
+
+    /// <summary>The HTTP/3 state of a connection made by an endpoint that attaches it.</summary>
+    public static Http3Connection Of(QuicConnection connection) => (Http3Connection)connection.Application!;
+
+    public QuicConnection Connection { get; }
+
+    /// <summary>Client: sends a request's header section; the returned stream carries the request body and the response.</summary>
+    public async ValueTask<Http3RequestStream> SendRequestAsync(byte[] packedHeaders, bool endStream, CancellationToken cancellationToken)
+    {
+        var conn = Connection;
+        conn.ThrowIfClosed();
+        var stream = await conn.WithStreamCredit("Sending a request", (out QuicStream? s) =>
+        {
+            int rc = conn.Driver.Native.SendRequest(conn.Id, packedHeaders, endStream, out var sid);
+            s = rc == QsConst.QS_OK ? new Http3RequestStream(conn, sid, writable: !endStream).Stream : null;
+            return rc;
+        }, cancellationToken).ConfigureAwait(false);
+        return Http3RequestStream.Of(stream);
+    }
+
+    /// <summary>Server: waits for the next request whose header section has arrived.</summary>
+    public async ValueTask<Http3RequestStream> AcceptRequestAsync(CancellationToken cancellationToken)
+    {
+        try
+        {
+            return await _requests.Reader.ReadAsync(cancellationToken).ConfigureAwait(false);
+        }
+        catch (ChannelClosedException)
+        {
+            throw Connection.Error();
+        }
+    }
+
+    /// <summary>Completes when the server announced a graceful shutdown (GOAWAY).</summary>
+    public Task GoAwayReceived => _goAway.Task;
+
+    /// <summary>Server: starts a graceful shutdown; requests already received are still answered.</summary>
+    public void GoAway()
+    {
+        var conn = Connection;
+        if (conn.IsClosed || conn.Driver.IsStopping) return;
+        conn.Driver.Call(() =>
+        {
+            if (!conn.IsClosed) conn.Driver.Native.GoAway(conn.Id);
+        });
+    }
+
+    void IApplicationProtocol.OnEvent(in QsEvent ev)
+    {
+        switch (ev.Kind)
+        {
+            case QsConst.QS_EVENT_H3_HEADERS:
+            {
+                int length = (int)Math.Min(ev.Code, int.MaxValue);
+                if (Connection.IsServer)
+                {
+                    var req = new Http3RequestStream(Connection, ev.Stream, writable: true);
+                    Connection.Track(req.Stream);
+                    req.OnHeaders(length);
+                    _requests.Writer.TryWrite(req);
+                }
+                else if (Find(ev.Stream) is { } resp) resp.OnHeaders(length);
+                break;
+            }
+            case QsConst.QS_EVENT_H3_DATA:
+                Find(ev.Stream)?.Stream.OnReadable();
+                break;
+            case QsConst.QS_EVENT_H3_RESET:
+                Find(ev.Stream)?.OnReset((long)ev.Code);
+                break;
+            case QsConst.QS_EVENT_H3_GOAWAY:
+                _goAway.TrySetResult();
+                break;
+        }
+    }
+
+    void IApplicationProtocol.OnConnectionFailed(QuicException error) => _requests.Writer.TryComplete();
+
+    private Http3RequestStream? Find(ulong stream) =>
+        Connection.TryGetStream(stream, out var s) ? s.Framing as Http3RequestStream : null;
+}
