@@ -118,6 +118,13 @@ public sealed class PathEmulator : IDisposable
     /// <summary>The error that stopped a relay thread, if one did (the path is then dead); null while all is well.</summary>
     public Exception? Fault { get; private set; }
 
+    /// <summary>Drops the next <paramref name="count"/> datagrams from the client to the server (counted as forced drops).</summary>
+    public void DropNextClientToServer(int count = 1)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(count);
+        _up.DropNext(count);
+    }
+
     /// <summary>Counters of the client→server direction.</summary>
     public PathDirectionStats ClientToServer => _up.Snapshot();
 
@@ -220,6 +227,8 @@ public sealed class PathEmulator : IDisposable
 
         public void Start() => _thread.Start();
 
+        public void DropNext(int count) => Interlocked.Add(ref _dropFirst, count);
+
         public void Join() => _thread.Join();
 
         public PathDirectionStats Snapshot() => new(
@@ -299,9 +308,9 @@ public sealed class PathEmulator : IDisposable
             }
 
             Interlocked.Increment(ref _received);
-            if (_dropFirst > 0)
+            if (Volatile.Read(ref _dropFirst) > 0)
             {
-                _dropFirst--;
+                Interlocked.Decrement(ref _dropFirst); // this thread is the only one that takes from it
                 Interlocked.Increment(ref _firstDrops);
                 return true;
             }

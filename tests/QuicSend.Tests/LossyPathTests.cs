@@ -30,6 +30,45 @@ public class LossyPathTests
         await EchoThroughAsync(CongestionControl.Bbr2, lossProbability: 0.05, mib: 4, seed: 12);
     }
 
+    /// <summary>
+    /// Issue 8's deadline defect: a driver asleep on a timer more than ~9.2 s away (the 30 s idle
+    /// timeout) computed its wake-up time with an overflow, so a write made then never woke it and the
+    /// loss-recovery timer of a datagram lost right after went unserviced until the idle timeout.
+    /// </summary>
+    [Test]
+    public async Task ADatagramLostAfterAQuietSpellIsRepairedPromptly()
+    {
+        var serverOptions = TestPki.ServerOptions();
+        serverOptions.IdleTimeout = TimeSpan.FromSeconds(30);
+        using var server = QuicEndpoint.Listen(serverOptions);
+        using var path = new PathEmulator(server.LocalEndPoint, PathEmulatorOptions.Symmetric(TimeSpan.FromMilliseconds(1), 0));
+        using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(60));
+        var serving = Echo.ServeAsync(server, cts.Token);
+        var clientOptions = TestPki.ClientOptions();
+        clientOptions.IdleTimeout = TimeSpan.FromSeconds(30);
+        clientOptions.LocalEndPoint = new IPEndPoint(IPAddress.Loopback, 0);
+        using var client = QuicEndpoint.CreateClient(clientOptions);
+        var conn = await client.ConnectAsync(path.ClientEndPoint, "localhost", cts.Token);
+        var first = Echo.RandomBytes(1000, seed: 20);
+        var stream = await conn.OpenStreamAsync(cancellationToken: cts.Token);
+        await stream.WriteAsync(first, cts.Token);
+        var buf = new byte[first.Length];
+        await stream.ReadExactlyAsync(buf, cts.Token);
+
+        await Task.Delay(500); // both drivers now sleep on the 30 s idle timer
+        path.DropNextClientToServer(1);
+        var sw = Stopwatch.StartNew();
+        var second = Echo.RandomBytes(1000, seed: 21);
+        await stream.WriteAsync(second, cts.Token);
+        await stream.ReadExactlyAsync(buf, cts.Token);
+        sw.Stop();
+
+        Assert.That(buf, Is.EqualTo(second), "the echo of the write whose first datagram was lost");
+        Assert.That(path.ClientToServer.DroppedFirst, Is.EqualTo(1), "the relay dropped the datagram");
+        Assert.That(sw.Elapsed, Is.LessThan(TimeSpan.FromSeconds(5)),
+            "the loss is repaired by the loss-recovery timer (milliseconds here), not left until the 30 s idle timeout");
+    }
+
     [Test]
     public async Task HandshakeCompletesWhenTheFirstInitialIsLost()
     {
