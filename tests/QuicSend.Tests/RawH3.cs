@@ -16,6 +16,23 @@ namespace QuicSend.Tests;
 /// </summary>
 internal static class RawH3
 {
+    /// <summary>Strings and their Huffman codes from RFC 7541's examples (appendix C.4 and C.6): text, hex.</summary>
+    public static readonly object[] HuffmanExamples =
+    [
+        new object[] { "www.example.com", "f1e3c2e5f23a6ba0ab90f4ff" },      // C.4.1
+        new object[] { "no-cache", "a8eb10649cbf" },                          // C.4.2
+        new object[] { "custom-key", "25a849e95ba97d7f" },                    // C.4.3
+        new object[] { "custom-value", "25a849e95bb8e8b4bf" },                // C.4.3
+        new object[] { "302", "6402" },                                       // C.6.1
+        new object[] { "private", "aec3771a4b" },                             // C.6.1
+        new object[] { "Mon, 21 Oct 2013 20:13:21 GMT", "d07abe941054d444a8200595040b8166e082a62d1bff" }, // C.6.1
+        new object[] { "https://www.example.com", "9d29ad171863c78f0b97c8e9ae82ae43d3" },               // C.6.1
+        new object[] { "307", "640eff" },                                     // C.6.2
+        new object[] { "gzip", "9bd9ab" },                                    // C.6.3
+        new object[] { "foo=ASDJKHQKBZXOQWEOPIUAXQWEOIU; max-age=3600; version=1",
+            "94e7821dd7f2e6c7b335dfdfcd5b3960d5af27087f3672c1ab270fb5291f9587316065c003ed4ee5b1063d5007" }, // C.6.3
+    ];
+
     // RFC 9114 §7.2 frame types (and the reserved HTTP/2 ones of §7.2.8).
     public const ulong FrameData = 0x00;
     public const ulong FrameHeaders = 0x01;
