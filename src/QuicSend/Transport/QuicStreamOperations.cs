@@ -40,23 +40,34 @@ public sealed partial class QuicStream
         {
             if (s._readError is not null) { Done(s._readError); return; }
             if (s._readDone) { Done(0); return; }
-            long n = s._framing.Read(s, _buffer.Span, out bool fin, out ulong code);
-            if (n >= 0)
+            var span = _buffer.Span;
+            int total = 0;
+            while (true)
             {
-                if (fin) s.ReadFinished();
-                Done((int)n);
+                long n = s._framing.Read(s, span[total..], out bool fin, out ulong code);
+                if (n >= 0)
+                {
+                    total += (int)n;
+                    if (fin) s.ReadFinished();
+                    // The engine hands over one piece at a time (HTTP/3: one DATA frame): fill the
+                    // caller's buffer with all that is buffered, so a read costs one hop, not one per piece.
+                    if (fin || n == 0 || total == span.Length) { Done(total); return; }
+                    continue;
+                }
+                if (n == QsConst.QS_ERR_STREAM_RESET)
+                {
+                    s._readError = new QuicException(QuicError.StreamAborted, $"The peer reset stream {s.Id} with code {code}.") { ErrorCode = (long)code };
+                    s.ReadFinished();
+                    if (total > 0) Done(total); // the bytes before the reset first; the next read reports it
+                    else Done(s._readError);
+                    return;
+                }
+                if (total > 0) { Done(total); return; } // what arrived first; the next read sees what stopped this one
+                if (n != QsConst.QS_DONE) { Done(s.Failure((int)n, "Reading")); return; }
+                // Nothing buffered: a closed connection will bring nothing more; otherwise wait for READABLE.
+                if (s._conn.IsClosed) Done(s._conn.Error());
                 return;
             }
-            if (n == QsConst.QS_ERR_STREAM_RESET)
-            {
-                s._readError = new QuicException(QuicError.StreamAborted, $"The peer reset stream {s.Id} with code {code}.") { ErrorCode = (long)code };
-                s.ReadFinished();
-                Done(s._readError);
-                return;
-            }
-            if (n != QsConst.QS_DONE) { Done(s.Failure((int)n, "Reading")); return; }
-            // Nothing buffered: a closed connection will bring nothing more; otherwise wait for READABLE.
-            if (s._conn.IsClosed) Done(s._conn.Error());
         }
 
         protected override void OnCancelled(OperationCanceledException error)
