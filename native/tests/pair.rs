@@ -65,6 +65,19 @@ struct Pair {
     /// When each side [client, server] last sent or received a datagram.
     last_activity: [u64; 2],
     buf: Vec<u8>,
+    /// One-way delay, nanoseconds.
+    latency: u64,
+    /// A bottleneck each way (see `Pair::bottleneck`): nanoseconds per byte, 0 for none.
+    ns_per_byte: f64,
+    /// Bytes that may wait for the bottleneck before arrivals are dropped (tail drop).
+    queue_bytes: f64,
+    /// When each direction's bottleneck is next free [towards the server, towards the client].
+    link_free: [f64; 2],
+    /// Datagrams dropped by a full queue, [towards the server, towards the client].
+    queue_drops: [usize; 2],
+    /// A side [client, server] that got a batch paced for later polls again only then,
+    /// as the C# driver holds such a batch and sleeps until its time.
+    held_until: [u64; 2],
 }
 
 fn addr(port: u16) -> QsAddr {
@@ -107,7 +120,22 @@ impl Pair {
             loss: Box::new(|_, _, _| false),
             last_activity: [START; 2],
             buf: vec![0u8; 65536],
+            latency: LATENCY,
+            ns_per_byte: 0.0,
+            queue_bytes: 0.0,
+            link_free: [0.0; 2],
+            queue_drops: [0; 2],
+            held_until: [0; 2],
         }
+    }
+
+    /// Makes the link a long path: `one_way` delay, and a bottleneck of `rate` bytes per
+    /// second each way that datagrams leave one after another, behind a drop-tail queue
+    /// of one bandwidth-delay product (as the C# PathEmulator).
+    fn long_path(&mut self, one_way: Duration, rate: u64) {
+        self.latency = u64::try_from(one_way.as_nanos()).unwrap();
+        self.ns_per_byte = 1e9 / rate as f64;
+        self.queue_bytes = (rate as f64 * 2.0 * one_way.as_secs_f64()).max(65536.0);
     }
 
     fn connect(&mut self) -> u64 {
@@ -143,7 +171,8 @@ impl Pair {
             }
         }
         for (from, to_server) in [(self.client, true), (self.server, false)] {
-            loop {
+            let side = usize::from(!to_server);
+            while self.held_until[side] <= self.now {
                 let mut t = QsTransmit::default();
                 let rc = qs_endpoint_poll_transmit(from, self.now, self.buf.as_mut_ptr(), self.buf.len(), 16, &mut t);
                 if rc == QS_DONE {
@@ -153,7 +182,10 @@ impl Pair {
                 busy = true;
                 self.last_activity[usize::from(!to_server)] = self.now;
                 // A paced batch leaves when the engine said; the link keeps datagrams in order.
-                let arrival = self.now + t.delay_ns + LATENCY;
+                let leaves = self.now + t.delay_ns;
+                if t.delay_ns > 0 {
+                    self.held_until[side] = leaves;
+                }
                 for d in self.buf[..t.len].chunks(t.segment_size.max(1)) {
                     let dir = usize::from(!to_server);
                     let index = self.sent[dir];
@@ -161,6 +193,16 @@ impl Pair {
                     if (self.loss)(to_server, index, d) {
                         self.lost.push((to_server, index));
                         continue;
+                    }
+                    let mut arrival = leaves + self.latency;
+                    if self.ns_per_byte > 0.0 {
+                        let start = self.link_free[dir].max(leaves as f64);
+                        if (start - leaves as f64) / self.ns_per_byte + d.len() as f64 > self.queue_bytes {
+                            self.queue_drops[dir] += 1;
+                            continue;
+                        }
+                        self.link_free[dir] = start + d.len() as f64 * self.ns_per_byte;
+                        arrival = self.link_free[dir] as u64 + self.latency;
                     }
                     self.seq += 1;
                     self.link.insert((arrival, self.seq), (to_server, d.to_vec()));
@@ -177,7 +219,8 @@ impl Pair {
             let t = qs_endpoint_timeout(ep, self.now);
             (t >= 0).then(|| self.now + t as u64)
         });
-        [arrival, timers[0], timers[1]].into_iter().flatten().min()
+        let held = self.held_until.map(|t| (t > self.now).then_some(t));
+        [arrival, timers[0], timers[1], held[0], held[1]].into_iter().flatten().min()
     }
 
     fn events(ep: *mut QsEndpoint) -> Vec<QsEvent> {
@@ -553,4 +596,151 @@ fn a_server_at_its_connection_limit_refuses_at_once_with_a_reason() {
     assert!(server_events.is_empty(), "nothing for the server's caller to see: {server_events:?}");
     let s = endpoint_stats(p.server);
     assert_eq!((s.connections, s.refused, s.open), (1, 1, 1), "the first connection stays, the second left no state");
+}
+
+/// A small deterministic generator for loss decisions (xorshift64*).
+struct Rng(u64);
+
+impl Rng {
+    fn chance(&mut self, p: f64) -> bool {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        (self.0.wrapping_mul(0x2545_f491_4f6c_dd1d) >> 11) as f64 / (1u64 << 53) as f64 > 1.0 - p
+    }
+}
+
+/// One stream of `total` bytes from the client to the server over `p`'s link; the server
+/// reads as it arrives (as fast as the engine delivers in order). Returns the virtual time
+/// from opening the stream to the server reading its last byte. PATH_TRACE=1 prints a line
+/// per 100 ms of virtual time.
+fn bulk(p: &mut Pair, total: usize) -> Duration {
+    let conn = p.connect();
+    let chunk = vec![0x5au8; 256 << 10];
+    let (mut sid, mut written, mut blocked, mut opened_at) = (None::<u64>, 0usize, false, 0u64);
+    let (mut server_conn, mut received, mut done_at) = (0u64, 0usize, 0u64);
+    let mut buf = vec![0u8; 1 << 20];
+    let trace = std::env::var_os("PATH_TRACE").is_some();
+    let mut next_trace = 0u64;
+    let (mut blocked_since, mut blocked_total) = (None::<u64>, 0u64);
+    let ok = run(p, Duration::from_secs(600), |p, cev, sev| {
+        for e in &cev {
+            assert!(e.kind != QS_EVENT_CONNECTION_CLOSED && e.kind != QS_EVENT_HANDSHAKE_FAILED, "client closed: {}", e.detail);
+            if e.kind == QS_EVENT_CONNECTED {
+                let mut s = 0;
+                assert_eq!(qs_stream_open(p.client, conn, false, &mut s), QS_OK);
+                sid = Some(s);
+                opened_at = p.now;
+            }
+            if e.kind == QS_EVENT_STREAM_WRITABLE {
+                blocked = false;
+            }
+        }
+        for e in &sev {
+            if e.kind == QS_EVENT_CONNECTED {
+                server_conn = e.conn;
+            }
+        }
+        if let Some(s) = sid {
+            while written < total && !blocked {
+                let len = chunk.len().min(total - written);
+                let n = qs_stream_write(p.client, conn, s, chunk.as_ptr(), len, written + len == total, std::ptr::null_mut());
+                if n < 0 {
+                    assert_eq!(n, QS_BLOCKED as i64);
+                    blocked = true;
+                } else {
+                    written += n as usize;
+                    blocked = (n as usize) < len;
+                    if std::env::var_os("PATH_WRITES").is_some() {
+                        eprintln!("{:>6.3} s: wrote {n} at {written}", Duration::from_nanos(p.now - opened_at).as_secs_f64());
+                    }
+                }
+            }
+            match (blocked, blocked_since) {
+                (true, None) => blocked_since = Some(p.now),
+                (false, Some(t)) => {
+                    blocked_total += p.now - t;
+                    blocked_since = None;
+                }
+                _ => {}
+            }
+            if server_conn != 0 {
+                loop {
+                    let mut fin = 0u8;
+                    let n = qs_stream_read(p.server, server_conn, s, buf.as_mut_ptr(), buf.len(), &mut fin, std::ptr::null_mut());
+                    if n < 0 {
+                        break;
+                    }
+                    received += n as usize;
+                    if fin == 1 {
+                        done_at = p.now;
+                        return true;
+                    }
+                }
+            }
+        }
+        if trace && p.now >= next_trace && opened_at > 0 {
+            next_trace = p.now + std::env::var("PATH_TRACE").ok().and_then(|v| v.parse().ok()).unwrap_or(100) * MS;
+            let c = conn_stats(p.client, conn);
+            let s = if server_conn != 0 { conn_stats(p.server, server_conn) } else { QsStats::default() };
+            eprintln!(
+                "{:>6.3} s: written {:>4} MiB, read {:>4} MiB, cwnd {:>6} KiB, rtt {:>5.1} ms, rate {:>5.1} MiB/s, lost {} pkts, sent {} pkts, server sent {} pkts, blocked {}",
+                Duration::from_nanos(p.now - opened_at).as_secs_f64(), written >> 20, received >> 20, c.cwnd >> 10,
+                c.rtt_ns as f64 / 1e6, c.delivery_rate as f64 / 1048576.0, c.lost_packets, c.sent_packets, s.sent_packets, blocked
+            );
+        }
+        false
+    });
+    assert!(ok, "the transfer finished: {received} of {total} bytes read");
+    assert_eq!(received, total);
+    Duration::from_nanos(done_at - opened_at)
+}
+
+/// The benchmark's emulated long path in virtual time: 40 ms round trip, 1 % loss each
+/// way, a 100 MiB/s bottleneck. What the engine and its settings reach when neither the
+/// machine's CPU nor the emulator's threads are in the way. `cargo test --release -- --ignored
+/// long_path --nocapture`; PATH_MIB, PATH_LOSS, PATH_CC (0 BBRv2, 1 CUBIC, 2 Reno),
+/// PATH_WINDOW_MIB (stream window; connection window twice that) change the run.
+#[test]
+#[ignore]
+fn long_path_goodput() {
+    let env = |k: &str, d: f64| std::env::var(k).ok().and_then(|v| v.parse().ok()).unwrap_or(d);
+    let (mib, loss, cc, window) = (env("PATH_MIB", 256.0) as usize, env("PATH_LOSS", 0.01), env("PATH_CC", 0.0) as u32, env("PATH_WINDOW_MIB", 0.0));
+    let mut p = Pair::new(|c| {
+        assert_eq!(qs_config_set_congestion(c, cc), QS_OK);
+        if window > 0.0 {
+            let w = (window * 1048576.0) as u64;
+            assert_eq!(qs_config_set_windows(c, w, 2 * w), QS_OK);
+        }
+    });
+    const RATE: u64 = 100 << 20;
+    p.long_path(Duration::from_millis(20), RATE);
+    let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+    p.loss = Box::new(move |_, _, _| rng.chance(loss));
+    let t = bulk(&mut p, mib << 20);
+    let goodput = (mib << 20) as f64 / t.as_secs_f64();
+    let c = conn_stats(p.client, 1);
+    eprintln!(
+        "{mib} MiB in {:.3} s of virtual time: {:.1} MiB/s, {:.1} % of the link; datagrams lost at random {}, dropped by the queue {:?}; sender counted {} lost of {}",
+        t.as_secs_f64(), goodput / 1048576.0, 100.0 * goodput / RATE as f64, p.lost.len(), p.queue_drops, c.lost_packets, c.sent_packets
+    );
+}
+
+#[test]
+fn a_receiver_keeps_its_whole_window_open_after_the_initial_credit() {
+    // A 40 ms path of 100 MiB/s (4 MiB per round trip) and a stream window of two round
+    // trips' worth: once the congestion window has grown, flow control alone decides how
+    // fast 64 MiB goes. A receiver that reopens its whole window as it reads keeps the link
+    // busy (about 1.04 s); one that falls back to a small window once the initial credit is
+    // used (quiche's own 32 KiB, doubling per round trip: what the flow-window patch
+    // removes) stalls the sender for several round trips (about 1.36 s).
+    const WINDOW: u64 = 8 << 20;
+    let mut p = Pair::new(|c| {
+        assert_eq!(qs_config_set_windows(c, WINDOW, 2 * WINDOW), QS_OK);
+    });
+    p.long_path(Duration::from_millis(20), 100 << 20);
+    let t = bulk(&mut p, 64 << 20);
+    eprintln!("64 MiB through an 8 MiB window in {t:?} of virtual time");
+    assert!(t < Duration::from_millis(1200), "64 MiB took {t:?}: the sender waited on flow-control updates");
+    assert_eq!(p.queue_drops, [0, 0], "flow control, not the bottleneck's queue, limited this run");
 }

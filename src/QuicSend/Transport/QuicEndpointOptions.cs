@@ -31,10 +31,10 @@ public abstract class QuicEndpointOptions
     public int MaxUnidirectionalStreams { get; set; } = 100;
 
     /// <summary>Receive window per stream: bytes the peer may send ahead of what we have read.</summary>
-    public long StreamReceiveWindow { get; set; } = 16L << 20;
+    public long StreamReceiveWindow { get; set; } = 32L << 20;
 
     /// <summary>Receive window for the whole connection.</summary>
-    public long ConnectionReceiveWindow { get; set; } = 32L << 20;
+    public long ConnectionReceiveWindow { get; set; } = 64L << 20;
 
     public CongestionControl CongestionControl { get; set; } = CongestionControl.Bbr2;
 
