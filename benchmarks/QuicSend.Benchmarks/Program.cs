@@ -4,12 +4,13 @@
 // Each row: one warm-up run (loopback rows), then --runs timed runs; the table shows medians.
 //
 //   dotnet benchmarks/QuicSend.Benchmarks/bin/Release/net10.0/QuicSend.Benchmarks.dll
-//       [--mib 512] [--runs 5] [--quick] [--only TEXT] [--samples FILE] [--table-from FILE]
+//       [--mib 512] [--runs 5] [--quick] [--only TEXT] [--samples FILE] [--table-from FILE] [--trace]
 //
 //   --quick          64 MiB, 3 runs
 //   --only TEXT      rows whose name contains TEXT
 //   --samples FILE   also append every timed run to FILE (tab-separated), for compare-engines.sh
 //   --table-from F   run nothing: print the tables from a samples file
+//   --trace          path rows: print the receiver's progress, cwnd, RTT and losses every 100 ms
 using QuicSend.Transport;
 
 int mib = 512, runs = 5;
@@ -24,6 +25,7 @@ for (int i = 0; i < args.Length; i++)
         case "--only": only = args[++i]; break;
         case "--samples": samplesPath = args[++i]; break;
         case "--table-from": tableFrom = args[++i]; break;
+        case "--trace": Transfers.Trace = true; break;
         default:
             Console.Error.WriteLine($"unknown option {args[i]}; see the top of Program.cs");
             return 2;

@@ -29,6 +29,7 @@ record Sample(double Seconds, long Bytes, double CpuSeconds, PathCounts? Path = 
 readonly record struct Meter(long Started, TimeSpan Cpu)
 {
     public static Meter Start() => new(Stopwatch.GetTimestamp(), Environment.CpuUsage.TotalTime);
+    public TimeSpan Elapsed => Stopwatch.GetElapsedTime(Started);
     public Sample Stop(long bytes, PathCounts? path = null) =>
         new(Stopwatch.GetElapsedTime(Started).TotalSeconds, bytes, (Environment.CpuUsage.TotalTime - Cpu).TotalSeconds, path);
 }
@@ -212,7 +213,11 @@ sealed class Transfers(long total)
             }
             catch (Exception e) when (e is QuicSend.QuicException or ObjectDisposedException or OperationCanceledException) { }
         });
+        using var tracing = Trace ? new CancellationTokenSource() : null;
+        var trace = tracing is null ? Task.CompletedTask : TraceAsync(conn, meter, tracing.Token);
         var got = await sink;
+        tracing?.Cancel();
+        await trace;
         var stats = conn.GetStats();
         var up = path.ClientToServer;
         var sample = meter.Stop(got, new PathCounts(stats.SentPackets, stats.LostPackets, up.Received, up.DroppedByQueue));
@@ -223,15 +228,39 @@ sealed class Transfers(long total)
         return sample;
     }
 
+    /// <summary>--trace: a line per 100 ms of each path run, to see where a transfer stalls.</summary>
+    public static bool Trace { get; set; }
+
+    private long _drained;
+
+    private async Task TraceAsync(QuicConnection conn, Meter meter, CancellationToken ct)
+    {
+        long lastGot = 0;
+        try
+        {
+            while (true)
+            {
+                await Task.Delay(100, ct);
+                var s = conn.GetStats();
+                long got = Volatile.Read(ref _drained);
+                Console.WriteLine($"    {meter.Elapsed.TotalSeconds,6:0.00} s: read {got >> 20,4} MiB (+{(got - lastGot) * 10.0 / 1048576,5:0.0} MiB/s), " +
+                                  $"cwnd {s.CongestionWindow >> 10,6} KiB, rtt {s.RoundTripTime.TotalMilliseconds,5:0.0} ms, lost {s.LostPackets} of {s.SentPackets}");
+                lastGot = got;
+            }
+        }
+        catch (Exception e) when (e is OperationCanceledException or QuicSend.QuicException or ObjectDisposedException) { }
+    }
+
     /// <summary>Reads until the end, the whole amount, or cancellation; returns the bytes read.</summary>
     private async Task<long> Drain(Stream s, CancellationToken ct)
     {
         var buf = new byte[1 << 20];
         long got = 0;
         int n;
+        Volatile.Write(ref _drained, 0);
         try
         {
-            while (got < total && (n = await s.ReadAsync(buf, ct)) > 0) got += n;
+            while (got < total && (n = await s.ReadAsync(buf, ct)) > 0) Volatile.Write(ref _drained, got += n);
         }
         catch (OperationCanceledException) when (ct.IsCancellationRequested) { }
         return got;
