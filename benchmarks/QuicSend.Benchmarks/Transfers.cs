@@ -31,7 +31,7 @@ readonly record struct Meter(long Started, TimeSpan Cpu)
     public static Meter Start() => new(Stopwatch.GetTimestamp(), Environment.CpuUsage.TotalTime);
     public TimeSpan Elapsed => Stopwatch.GetElapsedTime(Started);
     public Sample Stop(long bytes, PathCounts? path = null) =>
-        new(Stopwatch.GetElapsedTime(Started).TotalSeconds, bytes, (Environment.CpuUsage.TotalTime - Cpu).TotalSeconds, path);
+        new(Elapsed.TotalSeconds, bytes, (Environment.CpuUsage.TotalTime - Cpu).TotalSeconds, path);
 }
 
 sealed class Transfers(long total)

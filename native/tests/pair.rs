@@ -612,17 +612,16 @@ impl Rng {
 
 /// One stream of `total` bytes from the client to the server over `p`'s link; the server
 /// reads as it arrives (as fast as the engine delivers in order). Returns the virtual time
-/// from opening the stream to the server reading its last byte. PATH_TRACE=1 prints a line
-/// per 100 ms of virtual time.
+/// from opening the stream to the server reading its last byte. PATH_TRACE=N prints a line
+/// every N ms of virtual time (every 100 ms when N is not a number).
 fn bulk(p: &mut Pair, total: usize) -> Duration {
     let conn = p.connect();
     let chunk = vec![0x5au8; 256 << 10];
     let (mut sid, mut written, mut blocked, mut opened_at) = (None::<u64>, 0usize, false, 0u64);
     let (mut server_conn, mut received, mut done_at) = (0u64, 0usize, 0u64);
     let mut buf = vec![0u8; 1 << 20];
-    let trace = std::env::var_os("PATH_TRACE").is_some();
+    let trace_every = std::env::var("PATH_TRACE").ok().map(|v| v.parse().unwrap_or(100) * MS);
     let mut next_trace = 0u64;
-    let (mut blocked_since, mut blocked_total) = (None::<u64>, 0u64);
     let ok = run(p, Duration::from_secs(600), |p, cev, sev| {
         for e in &cev {
             assert!(e.kind != QS_EVENT_CONNECTION_CLOSED && e.kind != QS_EVENT_HANDSHAKE_FAILED, "client closed: {}", e.detail);
@@ -651,18 +650,7 @@ fn bulk(p: &mut Pair, total: usize) -> Duration {
                 } else {
                     written += n as usize;
                     blocked = (n as usize) < len;
-                    if std::env::var_os("PATH_WRITES").is_some() {
-                        eprintln!("{:>6.3} s: wrote {n} at {written}", Duration::from_nanos(p.now - opened_at).as_secs_f64());
-                    }
                 }
-            }
-            match (blocked, blocked_since) {
-                (true, None) => blocked_since = Some(p.now),
-                (false, Some(t)) => {
-                    blocked_total += p.now - t;
-                    blocked_since = None;
-                }
-                _ => {}
             }
             if server_conn != 0 {
                 loop {
@@ -679,8 +667,8 @@ fn bulk(p: &mut Pair, total: usize) -> Duration {
                 }
             }
         }
-        if trace && p.now >= next_trace && opened_at > 0 {
-            next_trace = p.now + std::env::var("PATH_TRACE").ok().and_then(|v| v.parse().ok()).unwrap_or(100) * MS;
+        if let Some(every) = trace_every.filter(|_| p.now >= next_trace && opened_at > 0) {
+            next_trace = p.now + every;
             let c = conn_stats(p.client, conn);
             let s = if server_conn != 0 { conn_stats(p.server, server_conn) } else { QsStats::default() };
             eprintln!(
@@ -700,7 +688,7 @@ fn bulk(p: &mut Pair, total: usize) -> Duration {
 /// way, a 100 MiB/s bottleneck. What the engine and its settings reach when neither the
 /// machine's CPU nor the emulator's threads are in the way. `cargo test --release -- --ignored
 /// long_path --nocapture`; PATH_MIB, PATH_LOSS, PATH_CC (0 BBRv2, 1 CUBIC, 2 Reno),
-/// PATH_WINDOW_MIB (stream window; connection window twice that) change the run.
+/// PATH_WINDOW_MIB (stream window; connection window twice that) change the run; PATH_TRACE traces it.
 #[test]
 #[ignore]
 fn long_path_goodput() {
