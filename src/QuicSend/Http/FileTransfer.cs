@@ -85,7 +85,7 @@ public static partial class FileTransfer
     }
 
     /// <summary>A fresh temporary name beside <paramref name="finalPath"/>: <c>.&lt;name&gt;.&lt;random&gt;.partial</c>.</summary>
-    private static string TemporaryPathFor(string finalPath)
+    internal static string TemporaryPathFor(string finalPath)
     {
         var dir = Path.GetDirectoryName(finalPath)!;
         var name = Path.GetFileName(finalPath);
@@ -102,19 +102,19 @@ public static partial class FileTransfer
         return Path.Combine(dir, $".{shortened}.{random}{PartialSuffix}");
     }
 
-    private static void DeleteQuietly(string path)
+    internal static void DeleteQuietly(string path)
     {
         try { File.Delete(path); }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException) { }
     }
 
     /// <summary>
-    /// Reads <paramref name="source"/> to its end in 1 MiB pieces, hashing each and handing it to
+    /// Reads <paramref name="source"/> to its end (or <paramref name="limit"/> bytes) in 1 MiB pieces, hashing each and handing it to
     /// <paramref name="sink"/>; the next piece is read while the previous one is being written.
     /// Reports the bytes written after each piece. Returns the total.
     /// </summary>
     private static async Task<long> PumpAsync(Stream source, Func<ReadOnlyMemory<byte>, CancellationToken, ValueTask> sink,
-        IncrementalHash sha, IProgress<long>? progress, CancellationToken cancellationToken)
+        IncrementalHash sha, IProgress<long>? progress, CancellationToken cancellationToken, long limit = long.MaxValue)
     {
         var current = ArrayPool<byte>.Shared.Rent(BufferSize);
         var other = ArrayPool<byte>.Shared.Rent(BufferSize);
@@ -125,7 +125,7 @@ public static partial class FileTransfer
         {
             while (true)
             {
-                int n = await FillAsync(source, current.AsMemory(0, BufferSize), cancellationToken).ConfigureAwait(false);
+                int n = await FillAsync(source, current.AsMemory(0, (int)Math.Min(BufferSize, limit - total)), cancellationToken).ConfigureAwait(false);
                 if (n == 0) break;
                 sha.AppendData(current, 0, n);
                 await writing.ConfigureAwait(false);
@@ -276,13 +276,17 @@ public static partial class FileTransfer
     {
         200 => "OK",
         201 => "Created",
+        202 => "Accepted",
+        206 => "Partial Content",
         400 => "Bad Request",
         401 => "Unauthorized",
         403 => "Forbidden",
         404 => "Not Found",
         405 => "Method Not Allowed",
         409 => "Conflict",
+        412 => "Precondition Failed",
         413 => "Payload Too Large",
+        416 => "Range Not Satisfiable",
         422 => "Unprocessable Content",
         500 => "Internal Server Error",
         507 => "Insufficient Storage",

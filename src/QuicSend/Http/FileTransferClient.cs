@@ -25,6 +25,8 @@ public static partial class FileTransfer
         ArgumentException.ThrowIfNullOrEmpty(localPath);
         CheckName(remoteName, nameof(remoteName));
         var full = Path.GetFullPath(localPath);
+        if (client.Pool.Usable().Count > 1 && File.Exists(full) && new FileInfo(full).Length > 2L * client.Options.ChunkSize)
+            return await UploadStripedAsync(client, full, remoteName, progress, cancellationToken).ConfigureAwait(false);
         var input = OpenForUpload(full);
         await using var _ = input.ConfigureAwait(false);
         long length = input.Length;
@@ -75,6 +77,33 @@ public static partial class FileTransfer
             throw;
         }
 
+        return await UploadAnsweredAsync(response, full, remoteName, length, sentHash, sw, cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>An upload striped over the client's connections (docs/striping.md).</summary>
+    private static async Task<FileTransferResult> UploadStripedAsync(QuicSendClient client, string full, string remoteName,
+        IProgress<long>? progress, CancellationToken cancellationToken)
+    {
+        var sw = Stopwatch.StartNew();
+        try
+        {
+            var (length, sha, response) = await StripedTransfer.UploadAsync(client, full, remoteName, progress, cancellationToken).ConfigureAwait(false);
+            return await UploadAnsweredAsync(response, full, remoteName, length, sha, sw, cancellationToken).ConfigureAwait(false);
+        }
+        catch (QuicException q) when (!cancellationToken.IsCancellationRequested)
+        {
+            throw new FileTransferException($"Uploading '{full}' as '{remoteName}' broke off: {q.Message}", 0, null, q);
+        }
+        catch (FileNotFoundException e)
+        {
+            throw new FileNotFoundException($"The file to upload does not exist: '{full}'.", full, e);
+        }
+    }
+
+    /// <summary>Checks the server's answer to a whole upload (or a striped upload's commit) against what was sent.</summary>
+    private static async Task<FileTransferResult> UploadAnsweredAsync(QuicSendResponse response, string full, string remoteName, long length,
+        string? sentHash, Stopwatch sw, CancellationToken cancellationToken)
+    {
         using (response)
         {
             if (!response.IsSuccess)
@@ -147,6 +176,23 @@ public static partial class FileTransfer
         if (!Directory.Exists(dir)) throw new DirectoryNotFoundException($"The folder to download into does not exist: '{dir}'.");
 
         var sw = Stopwatch.StartNew();
+        if (client.Pool.Usable().Count > 1)
+        {
+            try
+            {
+                if (await StripedTransfer.DownloadAsync(client, remoteName, full, progress, cancellationToken).ConfigureAwait(false) is var (sl, ss))
+                    return new FileTransferResult
+                    {
+                        Direction = FileTransferDirection.Download, Name = remoteName, Path = full, Status = 206, Succeeded = true,
+                        Message = $"Downloaded '{remoteName}' to '{full}' over {client.Pool.Usable().Count} connections.",
+                        Length = sl, Sha256 = ss, Elapsed = sw.Elapsed,
+                    };
+            }
+            catch (QuicException q) when (!cancellationToken.IsCancellationRequested)
+            {
+                throw new FileTransferException($"Downloading '{remoteName}' failed: {q.Message} '{full}' was not written.", 0, null, q);
+            }
+        }
         QuicSendResponse response;
         try
         {
@@ -190,7 +236,7 @@ public static partial class FileTransfer
     }
 
     /// <summary>A server's refusal as an exception carrying its status and message.</summary>
-    private static async Task<FileTransferException> RefusalAsync(QuicSendResponse response, string what, CancellationToken cancellationToken)
+    internal static async Task<FileTransferException> RefusalAsync(QuicSendResponse response, string what, CancellationToken cancellationToken)
     {
         string? message = null;
         try

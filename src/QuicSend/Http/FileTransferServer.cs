@@ -72,8 +72,8 @@ public static partial class FileTransfer
                     $"Nothing at '{request.Path}': this server serves files at {RoutePrefix}<name> (PUT or POST to upload, GET to download).", sw, cancellationToken).ConfigureAwait(false);
             return request.Method switch
             {
-                "PUT" or "POST" => await ReceiveUploadAsync(request, directory, name, cancellationToken).ConfigureAwait(false),
-                "GET" => await ServeDownloadAsync(request, directory, name, cancellationToken).ConfigureAwait(false),
+                "PUT" or "POST" or "DELETE" when request.Method != "DELETE" || IsChunked(request) => await ReceiveUploadAsync(request, directory, name, cancellationToken).ConfigureAwait(false),
+                "GET" or "HEAD" => await ServeDownloadAsync(request, directory, name, cancellationToken).ConfigureAwait(false),
                 _ => await AnswerAsync(request, direction, name, 405,
                     $"The method {request.Method} is not supported here: PUT or POST {RoutePrefix}<name> uploads, GET downloads.", sw, cancellationToken).ConfigureAwait(false),
             };
@@ -120,6 +120,7 @@ public static partial class FileTransfer
         var target = Path.Combine(dir, name);
         if (Directory.Exists(target))
             return await AnswerAsync(request, up, name, 409, $"'{name}' is a folder on the server; it cannot be replaced by a file.", sw, cancellationToken).ConfigureAwait(false);
+        if (IsChunked(request)) return await ReceiveChunkedAsync(request, dir, name, target, sw, cancellationToken).ConfigureAwait(false);
         long length;
         string sha;
         try
@@ -217,22 +218,47 @@ public static partial class FileTransfer
         await using (input.ConfigureAwait(false))
         {
             long length = input.Length;
+            var etag = ETagOf(input.SafeFileHandle);
+            var ifMatch = HeaderCodec.Get(request.Headers, QuicSendHeaders.IfMatch);
+            if (!IfMatchAllows(ifMatch, etag))
+                return await AnswerAsync(request, down, name, 412, $"'{name}' changed on the server since the download began " +
+                    $"(it is now version {etag}, the request asked for {ifMatch}); start the download again.", sw, cancellationToken).ConfigureAwait(false);
+            var headers = new List<KeyValuePair<string, string>> { new(QuicSendHeaders.ETag, etag), new(QuicSendHeaders.AcceptRanges, "bytes") };
+            if (request.Method == "HEAD")
+                return await AnswerHeadAsync(request, name, path, input, etag, headers, sw, cancellationToken).ConfigureAwait(false);
+
+            var range = ParseRange(HeaderCodec.Get(request.Headers, QuicSendHeaders.Range), length, out bool unsatisfiable);
+            if (unsatisfiable)
+            {
+                headers.Add(new(QuicSendHeaders.ContentRange, $"bytes */{length}"));
+                var notSatisfiable = $"The range asked for starts past the end of '{name}' ({length} bytes).";
+                try { await request.RespondAsync(416, null, QuicSendBody.FromText(WithStatus(416, notSatisfiable)), headers, cancellationToken).ConfigureAwait(false); }
+                catch (Exception e) when (e is QuicException or ObjectDisposedException) { }
+                return Failed(down, name, 416, notSatisfiable, sw);
+            }
+            long first = range?.First ?? 0, count = range?.Length ?? length;
+            if (range is { } r) headers.Add(new(QuicSendHeaders.ContentRange, $"bytes {r.First}-{r.Last}/{length}"));
+            if (KnownSha256(path, etag) is string whole) headers.Add(new(QuicSendHeaders.ReprDigest, ReprDigestOf(whole)));
+            int status = range is null ? 200 : 206;
             var sent = new Counter();
             string? sha = null;
             try
             {
-                await request.RespondStreamingAsync(200, InfoJson(name, length, null), async body =>
+                input.Position = first;
+                await request.RespondStreamingAsync(status, InfoJson(name, length, null), async body =>
                 {
                     using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
-                    long n = await PumpAsync(input, (m, ct) => body.WriteAsync(m, ct), hash, sent, cancellationToken).ConfigureAwait(false);
-                    if (n != length) throw new IOException($"'{name}' changed while it was being sent: it had {length} bytes, {n} were read.");
+                    long n = await PumpAsync(input, (m, ct) => body.WriteAsync(m, ct), hash, sent, cancellationToken, limit: count).ConfigureAwait(false);
+                    if (n != count || ETagOf(input.SafeFileHandle) != etag)
+                        throw new IOException($"'{name}' changed while it was being sent: it had {length} bytes, now {input.Length}; {n} of {count} were read.");
                     sha = Convert.ToHexStringLower(hash.GetHashAndReset());
                     return [new(QuicSendHeaders.Sha256, sha)];
-                }, cancellationToken, contentLength: length).ConfigureAwait(false);
+                }, cancellationToken, contentLength: count, extraHeaders: headers).ConfigureAwait(false);
+                var what = range is null ? $"{length} bytes" : $"bytes {first}-{first + count - 1} of {length}";
                 return new FileTransferResult
                 {
-                    Direction = down, Name = name, Path = path, Status = 200, Succeeded = true, Message = $"Sent '{name}': {length} bytes, SHA-256 {sha}.",
-                    Length = length, Sha256 = sha, Elapsed = sw.Elapsed,
+                    Direction = down, Name = name, Path = path, Status = status, Succeeded = true, Message = $"Sent '{name}': {what}, SHA-256 {sha}.",
+                    Length = count, Sha256 = sha, Elapsed = sw.Elapsed,
                 };
             }
             catch (QuicException e)
@@ -247,6 +273,27 @@ public static partial class FileTransfer
                 return Failed(down, name, 200, $"Reading '{name}' failed after {sent.Value} of {length} bytes: {e.Message} The response was reset.", sw, sent.Value);
             }
         }
+    }
+
+    /// <summary>HEAD: the file's length, version and — when asked with <c>want-repr-digest: sha-256</c> — its SHA-256.</summary>
+    private static async Task<FileTransferResult> AnswerHeadAsync(QuicSendRequest request, string name, string path, FileStream input, string etag,
+        List<KeyValuePair<string, string>> headers, Stopwatch sw, CancellationToken cancellationToken)
+    {
+        long length = input.Length;
+        var digest = WantsSha256(HeaderCodec.Get(request.Headers, QuicSendHeaders.WantReprDigest))
+            ? await WholeFileSha256Async(path, input.SafeFileHandle, etag, cancellationToken).ConfigureAwait(false)
+            : KnownSha256(path, etag);
+        if (digest is not null) headers.Add(new(QuicSendHeaders.ReprDigest, ReprDigestOf(digest)));
+        headers.Add(new(QuicSendHeaders.ContentType, QuicSendHeaders.OctetStream));
+        headers.Add(new(QuicSendHeaders.ContentLength, length.ToString(System.Globalization.CultureInfo.InvariantCulture)));
+        int status = 200;
+        try { await request.RespondHeadersOnlyAsync(200, InfoJson(name, length, digest), headers, cancellationToken).ConfigureAwait(false); }
+        catch (Exception e) when (e is QuicException or ObjectDisposedException) { status = 0; }
+        return new FileTransferResult
+        {
+            Direction = FileTransferDirection.Download, Name = name, Path = path, Status = status, Succeeded = status != 0,
+            Message = $"Described '{name}': {length} bytes, version {etag}" + (digest is null ? "." : $", SHA-256 {digest}."), Length = 0, Sha256 = digest, Elapsed = sw.Elapsed,
+        };
     }
 
     private sealed class Counter : IProgress<long>

@@ -16,6 +16,17 @@ public sealed class QuicSendClientOptions
 
     /// <summary>The name the server's certificate must carry; default: the address.</summary>
     public string? ServerName { get; init; }
+
+    /// <summary>
+    /// How many QUIC connections to hold to the server (default 1: the plain single-connection client).
+    /// With more, each small request goes to the least-loaded connection and large file transfers are
+    /// striped across all of them in <see cref="ChunkSize"/> pieces: on a long, lossy path each
+    /// connection's congestion controller backs off alone after a loss, so N of them keep the link full.
+    /// </summary>
+    public int Connections { get; init; } = 1;
+
+    /// <summary>The piece a striped transfer is cut into (default 16 MiB); files up to twice this size go whole on one connection.</summary>
+    public int ChunkSize { get; init; } = 16 << 20;
 }
 
 /// <summary>
@@ -32,7 +43,7 @@ public sealed class QuicSendClient : IAsyncDisposable, IDisposable
     private sealed record FailedEvent(long RequestId, Exception Error) : ClientEvent;
 
     private readonly QuicSendClientOptions _options;
-    private readonly QuicEndpoint _endpoint;
+    private readonly ConnectionPool _pool;
     private readonly IPEndPoint _server;
     private readonly string _authority;
     private readonly Task<QuicConnection> _connecting;
@@ -48,20 +59,26 @@ public sealed class QuicSendClient : IAsyncDisposable, IDisposable
         var t = OptionsCopy.Of(options.Transport);
         t.Http3 = true;
         if (!t.AlpnProtocols.Contains("h3")) t.AlpnProtocols.Add("h3");
-        _endpoint = QuicEndpoint.CreateClient(t, Http3Connection.Attach);
+        if (options.Connections < 1)
+            throw new ArgumentOutOfRangeException(nameof(options), options.Connections, "QuicSendClientOptions.Connections must be at least 1.");
+        if (options.ChunkSize < 64 * 1024)
+            throw new ArgumentOutOfRangeException(nameof(options), options.ChunkSize, "QuicSendClientOptions.ChunkSize must be at least 64 KiB.");
         var name = options.ServerName ?? server.Address.ToString();
+        _pool = new ConnectionPool(options.Connections, t, server, name, Http3Connection.Attach);
         _authority = server.Address.AddressFamily == System.Net.Sockets.AddressFamily.InterNetworkV6 && options.ServerName is null
             ? $"[{name}]:{server.Port}" : $"{name}:{server.Port}";
-        _connecting = ConnectCoreAsync(name);
+        _connecting = ConnectCoreAsync();
     }
 
-    private async Task<QuicConnection> ConnectCoreAsync(string name)
+    private async Task<QuicConnection> ConnectCoreAsync()
     {
         try
         {
-            var conn = await _endpoint.ConnectAsync(_server, name).ConfigureAwait(false);
+            var conn = await _pool.ConnectAllAsync().ConfigureAwait(false);
             _events.Writer.TryWrite(new ConnectedEvent());
-            _ = conn.Closed.ContinueWith(t => _events.Writer.TryWrite(new ClosedEvent(t.Result)), TaskScheduler.Default);
+            // The client ends when its last connection does (with one connection: when it does).
+            _ = _pool.AllClosed.ContinueWith(_ => _events.Writer.TryWrite(new ClosedEvent(
+                conn.Closed.IsCompleted ? conn.Closed.Result : new QuicException(QuicError.ConnectionClosed, "All connections closed."))), TaskScheduler.Default);
             return conn;
         }
         catch (Exception e)
@@ -87,8 +104,15 @@ public sealed class QuicSendClient : IAsyncDisposable, IDisposable
         }
     }
 
-    /// <summary>The connection once it is up (for statistics).</summary>
+    /// <summary>The (first) connection once it is up (for statistics).</summary>
     public Task<QuicConnection> Connection => _connecting;
+
+    /// <summary>The connections that are up and take requests now (one per <see cref="QuicSendClientOptions.Connections"/> while all is well).</summary>
+    public IReadOnlyList<QuicConnection> ActiveConnections => _pool.Usable().Select(m => m.Connecting.Result).ToList();
+
+    internal ConnectionPool Pool => _pool;
+
+    internal QuicSendClientOptions Options => _options;
 
     /// <summary>Completes when the server announced a graceful shutdown (HTTP/3 GOAWAY): it still answers
     /// what it received and takes no new requests. Fails if the connection could not be made.</summary>
@@ -117,10 +141,14 @@ public sealed class QuicSendClient : IAsyncDisposable, IDisposable
 
     internal async Task<QuicSendResponse> SendAsync(string method, string path, string? headerInfo, QuicSendBody? body,
         IEnumerable<KeyValuePair<string, string>>? extraHeaders, long requestId, CancellationToken cancellationToken,
-        Func<Http3RequestStream, ValueTask>? writeBody = null)
+        Func<Http3RequestStream, ValueTask>? writeBody = null, PooledConnection? on = null)
     {
         if (!path.StartsWith('/')) throw new ArgumentException($"The path '{path}' must start with '/'.", nameof(path));
-        var conn = await _connecting.WaitAsync(cancellationToken).ConfigureAwait(false);
+        var first = await _connecting.WaitAsync(cancellationToken).ConfigureAwait(false);
+        // The least-loaded usable connection; when none is usable the first one reports why.
+        on ??= _pool.LeastLoaded();
+        var conn = on?.Connecting.Result ?? first;
+        using var lease = on?.Take();
         body ??= QuicSendBody.Empty;
         var fields = new List<KeyValuePair<string, string>>
         {
@@ -206,9 +234,7 @@ public sealed class QuicSendClient : IAsyncDisposable, IDisposable
     public async ValueTask DisposeAsync()
     {
         if (Interlocked.Exchange(ref _disposed, 1) != 0) return;
-        if (_connecting.IsCompletedSuccessfully)
-            await _connecting.Result.CloseAsync((long)Http3Errors.NoError, "client closed").ConfigureAwait(false);
-        _endpoint.Dispose();
+        await _pool.CloseAsync((long)Http3Errors.NoError, "client closed").ConfigureAwait(false);
         _events.Writer.TryComplete();
         try { await _connecting.ConfigureAwait(false); } catch { }
     }

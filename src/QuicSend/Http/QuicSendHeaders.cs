@@ -10,6 +10,21 @@ public static class QuicSendHeaders
     /// <summary>Trailer carrying the SHA-256 (hex) of a file body, checked before the file is kept.</summary>
     public const string Sha256 = "quicsend-sha256";
 
+    // Striped transfers (docs/striping.md): standard HTTP range requests for downloads…
+    public const string Range = "range";
+    public const string ContentRange = "content-range";
+    public const string AcceptRanges = "accept-ranges";
+    public const string ETag = "etag";
+    public const string IfMatch = "if-match";
+    /// <summary>RFC 9530: the client asks for the whole file's digest (<c>sha-256</c>)…</summary>
+    public const string WantReprDigest = "want-repr-digest";
+    /// <summary>…and the server gives it as <c>sha-256=:BASE64:</c>.</summary>
+    public const string ReprDigest = "repr-digest";
+    // …and chunk uploads grouped by an upload id, then committed with the whole file's SHA-256.
+    public const string UploadId = "quicsend-upload-id";
+    public const string UploadLength = "quicsend-upload-length";
+    public const string UploadCommit = "quicsend-upload-commit";
+
     public const string OctetStream = "application/octet-stream";
     public const string Text = "text/plain";
     public const string MessagePack = "application/msgpack";

@@ -15,6 +15,7 @@ public sealed class QuicSendRequest : QuicSendMessage
         Method = HeaderCodec.Get(headers, ":method") ?? "";
         Path = HeaderCodec.Get(headers, ":path") ?? "";
         Authority = HeaderCodec.Get(headers, ":authority");
+        MaxBodyBytes = maxBodyBytes;
     }
 
     /// <summary>The server-assigned id of the connection the request came on.</summary>
@@ -49,18 +50,46 @@ public sealed class QuicSendRequest : QuicSendMessage
 
     /// <summary>Streams a response body from <paramref name="write"/> and ends it with the given trailers.</summary>
     public async ValueTask RespondStreamingAsync(int status, string? headerInfo, Func<Stream, ValueTask<IEnumerable<KeyValuePair<string, string>>>> write,
-        CancellationToken cancellationToken = default, long? contentLength = null)
+        CancellationToken cancellationToken = default, long? contentLength = null, IEnumerable<KeyValuePair<string, string>>? extraHeaders = null)
     {
         MarkResponded();
         var fields = new List<KeyValuePair<string, string>> { new(":status", status.ToString(System.Globalization.CultureInfo.InvariantCulture)), new(QuicSendHeaders.ContentType, QuicSendHeaders.OctetStream) };
         if (contentLength is long len) fields.Add(new(QuicSendHeaders.ContentLength, len.ToString(System.Globalization.CultureInfo.InvariantCulture)));
         if (headerInfo is not null) fields.Add(new(QuicSendHeaders.HeaderInfo, headerInfo));
+        if (extraHeaders is not null) fields.AddRange(extraHeaders);
         await _stream.SendResponseHeadersAsync(HeaderCodec.Pack(fields), endStream: false, cancellationToken).ConfigureAwait(false);
         var trailers = (await write(_stream.Stream).ConfigureAwait(false)).ToList();
         // An empty trailer section cannot be sent (quiche fails with InternalError): without trailers the body just ends.
         if (trailers.Count == 0) await _stream.Stream.CompleteWritesAsync(cancellationToken).ConfigureAwait(false);
         else await _stream.SendTrailersAsync(HeaderCodec.Pack(trailers), cancellationToken).ConfigureAwait(false);
     }
+
+    /// <summary>
+    /// Answers with a header section only and ends the stream: for HEAD, where <c>content-length</c> is the
+    /// length a GET would carry, not that of an (absent) body.
+    /// </summary>
+    public async ValueTask RespondHeadersOnlyAsync(int status, string? headerInfo, IEnumerable<KeyValuePair<string, string>> headers,
+        CancellationToken cancellationToken = default)
+    {
+        MarkResponded();
+        var fields = new List<KeyValuePair<string, string>> { new(":status", status.ToString(System.Globalization.CultureInfo.InvariantCulture)) };
+        if (headerInfo is not null) fields.Add(new(QuicSendHeaders.HeaderInfo, headerInfo));
+        fields.AddRange(headers);
+        await _stream.SendResponseHeadersAsync(HeaderCodec.Pack(fields), endStream: true, cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>The token of the request's <c>authorization: Bearer</c> header (empty when there is none): what groups one client's connections.</summary>
+    internal string BearerToken
+    {
+        get
+        {
+            var auth = HeaderCodec.Get(Headers, QuicSendHeaders.Authorization);
+            return auth is not null && auth.StartsWith("Bearer ", StringComparison.Ordinal) ? auth["Bearer ".Length..].Trim() : "";
+        }
+    }
+
+    /// <summary>The server's MaxRequestBodySize.</summary>
+    internal long MaxBodyBytes { get; }
 
     internal bool Responded => Volatile.Read(ref _responded) != 0;
 

@@ -1,0 +1,310 @@
+using System.Buffers;
+using System.Collections.Concurrent;
+using System.Diagnostics;
+using System.Globalization;
+using System.Security.Cryptography;
+
+namespace QuicSend.Http;
+
+// The server's side of striped uploads (docs/striping.md): chunks of one upload arrive on any of a
+// client's connections, grouped by the client's token and an upload id, are each verified against
+// their own SHA-256 and written in place into one partial file; a commit carrying the whole file's
+// SHA-256 verifies the assembled file and renames it into place, atomically, as a plain upload is.
+public static partial class FileTransfer
+{
+    /// <summary>An upload session left idle this long is dropped with its partial file.</summary>
+    public static TimeSpan UploadSessionIdleTimeout { get; set; } = TimeSpan.FromMinutes(10);
+
+    /// <summary>Upload sessions a server keeps at once (all clients); more are refused with 503.</summary>
+    public const int MaxUploadSessions = 256;
+
+    private static readonly ConcurrentDictionary<(string Dir, string Token, string Id), UploadSession> s_uploads = new();
+
+    private sealed class UploadSession(string name, string target, string temp, long total, FileStream file)
+    {
+        private readonly List<(long Start, long End)> _covered = []; // merged, sorted [start, end)
+        public string Name { get; } = name;
+        public string Target { get; } = target;
+        public string Temp { get; } = temp;
+        public long Total { get; } = total;
+        public FileStream File { get; } = file;
+        public int Active;
+        public long LastActivity = Stopwatch.GetTimestamp();
+        public bool Closed;
+
+        public void Cover(long start, long end)
+        {
+            lock (_covered)
+            {
+                _covered.Add((start, end));
+                _covered.Sort();
+                for (int i = _covered.Count - 1; i > 0; i--)
+                    if (_covered[i].Start <= _covered[i - 1].End)
+                    {
+                        _covered[i - 1] = (_covered[i - 1].Start, Math.Max(_covered[i - 1].End, _covered[i].End));
+                        _covered.RemoveAt(i);
+                    }
+            }
+        }
+
+        public long Received
+        {
+            get { lock (_covered) return _covered.Sum(c => c.End - c.Start); }
+        }
+
+        /// <summary>The first byte range not yet received, or null when the file is complete.</summary>
+        public (long Start, long End)? FirstGap()
+        {
+            lock (_covered)
+            {
+                long at = 0;
+                foreach (var (s, e) in _covered)
+                {
+                    if (s > at) return (at, s);
+                    at = Math.Max(at, e);
+                }
+                return at < Total ? (at, Total) : null;
+            }
+        }
+
+        public void Discard()
+        {
+            lock (this)
+            {
+                if (Closed) return;
+                Closed = true;
+            }
+            File.Dispose();
+            DeleteQuietly(Temp);
+        }
+    }
+
+    private static bool IsChunked(QuicSendRequest request) => HeaderCodec.Get(request.Headers, QuicSendHeaders.UploadId) is not null;
+
+    /// <summary>Upload ids are the client's random 8 to 64 letters, digits or '-'.</summary>
+    private static bool ValidUploadId(string id) =>
+        id.Length is >= 8 and <= 64 && id.All(c => char.IsAsciiLetterOrDigit(c) || c == '-');
+
+    /// <summary>A chunk, a commit or (DELETE) an abort of a striped upload.</summary>
+    private static async Task<FileTransferResult> ReceiveChunkedAsync(QuicSendRequest request, string dir, string name, string target,
+        Stopwatch sw, CancellationToken cancellationToken)
+    {
+        const FileTransferDirection up = FileTransferDirection.Upload;
+        var id = HeaderCodec.Get(request.Headers, QuicSendHeaders.UploadId)!.Trim();
+        if (!ValidUploadId(id))
+            return await AnswerAsync(request, up, name, 400, $"The '{QuicSendHeaders.UploadId}' header must be 8 to 64 letters, digits or '-'.", sw, cancellationToken).ConfigureAwait(false);
+        var key = (dir, request.BearerToken, id);
+        SweepIdleUploads();
+
+        if (request.Method == "DELETE")
+        {
+            if (s_uploads.TryRemove(key, out var gone)) gone.Discard();
+            return await AnswerAsync(request, up, name, 200, $"The upload {id} of '{name}' was abandoned; nothing was kept.", sw, cancellationToken).ConfigureAwait(false);
+        }
+        if (HeaderCodec.Get(request.Headers, QuicSendHeaders.UploadCommit) is string commit)
+            return await CommitChunkedAsync(request, key, name, commit, sw, cancellationToken).ConfigureAwait(false);
+
+        // A chunk: "content-range: bytes first-last/total".
+        if (!TryParseContentRange(HeaderCodec.Get(request.Headers, QuicSendHeaders.ContentRange), out var first, out var last, out var total))
+            return await AnswerAsync(request, up, name, 400, $"A chunk of a striped upload needs '{QuicSendHeaders.ContentRange}: bytes FIRST-LAST/TOTAL'.", sw, cancellationToken).ConfigureAwait(false);
+        long count = last - first + 1;
+        if (request.ContentLength is long cl && cl != count)
+            return await AnswerAsync(request, up, name, 400, $"The chunk's content-length ({cl}) does not match its range ({count} bytes).", sw, cancellationToken).ConfigureAwait(false);
+        if (total > request.MaxBodyBytes)
+            return await AnswerAsync(request, up, name, 413, $"The upload of '{name}' is {total} bytes; this server accepts at most {request.MaxBodyBytes}.", sw, cancellationToken).ConfigureAwait(false);
+
+        UploadSession session;
+        try
+        {
+            if (!s_uploads.TryGetValue(key, out session!))
+            {
+                if (s_uploads.Count >= MaxUploadSessions)
+                    return await AnswerAsync(request, up, name, 503, $"The server holds {MaxUploadSessions} unfinished uploads already; try again later.", sw, cancellationToken).ConfigureAwait(false);
+                var temp = Path.Combine(dir, $".{name}.{id}{PartialSuffix}");
+                var file = new FileStream(temp, new FileStreamOptions
+                {
+                    Mode = FileMode.Create, Access = FileAccess.ReadWrite, Share = FileShare.None, BufferSize = 0, Options = FileOptions.Asynchronous,
+                });
+                var fresh = new UploadSession(name, target, temp, total, file);
+                session = s_uploads.GetOrAdd(key, fresh);
+                if (session != fresh) fresh.Discard(); // another chunk created it first
+            }
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            return await AnswerAsync(request, up, name, IsDiskFull(e) ? 507 : 500, $"The server could not start storing '{name}': {e.Message}", sw, cancellationToken).ConfigureAwait(false);
+        }
+        if (session.Total != total || session.Name != name)
+            return await AnswerAsync(request, up, name, 409, $"The upload {id} is of '{session.Name}', {session.Total} bytes; this chunk says '{name}', {total} bytes.", sw, cancellationToken).ConfigureAwait(false);
+
+        Interlocked.Increment(ref session.Active);
+        try
+        {
+            string sha;
+            try
+            {
+                sha = await ReceiveChunkAsync(request, session, first, count, cancellationToken).ConfigureAwait(false);
+            }
+            catch (FileIntegrityException e)
+            {
+                return await AnswerAsync(request, up, name, e.Status, e.Message, sw, cancellationToken).ConfigureAwait(false);
+            }
+            catch (QuicException e)
+            {
+                return Failed(up, name, 0, $"A chunk of '{name}' (bytes {first}-{last}) was abandoned ({e.Message}); the client may send it again.", sw);
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException or ObjectDisposedException)
+            {
+                return await AnswerAsync(request, up, name, IsDiskFull(e) ? 507 : 500, $"The server could not store bytes {first}-{last} of '{name}': {e.Message}", sw, cancellationToken).ConfigureAwait(false);
+            }
+            session.Cover(first, last + 1);
+            var message = $"Stored bytes {first}-{last} of '{name}' (upload {id}), SHA-256 {sha}.";
+            int status = 202;
+            try { await request.RespondAsync(202, InfoJson(name, total, null), QuicSendBody.FromText(WithStatus(202, message)), cancellationToken: cancellationToken).ConfigureAwait(false); }
+            catch (Exception e) when (e is QuicException or ObjectDisposedException) { status = 0; }
+            return new FileTransferResult
+            {
+                Direction = up, Name = name, Path = session.Temp, Status = status, Succeeded = true, Message = message, Length = count, Sha256 = sha, Elapsed = sw.Elapsed,
+            };
+        }
+        finally
+        {
+            Volatile.Write(ref session.LastActivity, Stopwatch.GetTimestamp());
+            Interlocked.Decrement(ref session.Active);
+        }
+    }
+
+    /// <summary>Writes one chunk's body in place while hashing it; checks its length and its SHA-256 trailer. Returns the hash.</summary>
+    private static async Task<string> ReceiveChunkAsync(QuicSendRequest request, UploadSession session, long first, long count, CancellationToken cancellationToken)
+    {
+        var buffer = ArrayPool<byte>.Shared.Rent(BufferSize);
+        try
+        {
+            using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
+            long got = 0;
+            while (true)
+            {
+                int n = await FillAsync(request.Body, buffer.AsMemory(0, BufferSize), cancellationToken).ConfigureAwait(false);
+                if (n == 0) break;
+                if (got + n > count)
+                    throw new FileIntegrityException(400, $"The chunk at {first} carries more than the {count} bytes its range announced; it was not kept.");
+                hash.AppendData(buffer, 0, n);
+                await RandomAccess.WriteAsync(session.File.SafeFileHandle, buffer.AsMemory(0, n), first + got, cancellationToken).ConfigureAwait(false);
+                got += n;
+            }
+            if (got != count)
+                throw new FileIntegrityException(400, $"The chunk at {first} ended after {got} of its {count} bytes; it was not kept.");
+            var ours = Convert.ToHexStringLower(hash.GetHashAndReset());
+            string? theirs = null;
+            foreach (var (k, v) in await request.ReadTrailersAsync(cancellationToken).ConfigureAwait(false))
+                if (string.Equals(k, QuicSendHeaders.Sha256, StringComparison.OrdinalIgnoreCase)) theirs = v.Trim();
+            if (theirs is null)
+                throw new FileIntegrityException(400, $"The chunk at {first} ended without its '{QuicSendHeaders.Sha256}' trailer, so it cannot be verified; it was not kept.");
+            if (!string.Equals(theirs, ours, StringComparison.OrdinalIgnoreCase))
+                throw new FileIntegrityException(422, $"The chunk at {first} failed its SHA-256 check (trailer {Printable(theirs)}, received bytes hash to {ours}); send it again.");
+            return ours;
+        }
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(buffer);
+        }
+    }
+
+    /// <summary>The commit: every byte received, the whole file's SHA-256 matches, then flushed and renamed into place.</summary>
+    private static async Task<FileTransferResult> CommitChunkedAsync(QuicSendRequest request, (string, string, string Id) key, string name, string commit,
+        Stopwatch sw, CancellationToken cancellationToken)
+    {
+        const FileTransferDirection up = FileTransferDirection.Upload;
+        var id = key.Id;
+        var claimed = HeaderCodec.Get(request.Headers, QuicSendHeaders.Sha256)?.Trim();
+        if (!long.TryParse(commit, NumberStyles.None, CultureInfo.InvariantCulture, out var total) || claimed is not { Length: 64 } || !claimed.All(Uri.IsHexDigit))
+            return await AnswerAsync(request, up, name, 400, $"A commit needs '{QuicSendHeaders.UploadCommit}: <total bytes>' and '{QuicSendHeaders.Sha256}: <64 hex digits>'.", sw, cancellationToken).ConfigureAwait(false);
+        if (!s_uploads.TryGetValue(key, out var session))
+            return await AnswerAsync(request, up, name, 404, $"There is no upload {id} on this server (never started, committed already, or dropped after {UploadSessionIdleTimeout.TotalMinutes:0} idle minutes); upload the file again.", sw, cancellationToken).ConfigureAwait(false);
+        if (session.Total != total || session.Name != name)
+            return await AnswerAsync(request, up, name, 409, $"The upload {id} is of '{session.Name}', {session.Total} bytes; the commit says '{name}', {total} bytes.", sw, cancellationToken).ConfigureAwait(false);
+        if (Volatile.Read(ref session.Active) > 0)
+            return await AnswerAsync(request, up, name, 409, $"Chunks of the upload {id} are still arriving; commit once every chunk has been answered.", sw, cancellationToken).ConfigureAwait(false);
+        if (session.FirstGap() is { } gap)
+            return await AnswerAsync(request, up, name, 409, $"The upload {id} of '{name}' is missing bytes {gap.Start}-{gap.End - 1} (and maybe more); send them, then commit again.", sw, cancellationToken).ConfigureAwait(false);
+        if (!s_uploads.TryRemove(new KeyValuePair<(string, string, string), UploadSession>(key, session)))
+            return await AnswerAsync(request, up, name, 409, $"The upload {id} is being committed or abandoned by another request.", sw, cancellationToken).ConfigureAwait(false);
+
+        try
+        {
+            using var sha = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
+            var buffer = ArrayPool<byte>.Shared.Rent(BufferSize);
+            try
+            {
+                for (long at = 0; at < total;)
+                {
+                    int n = await RandomAccess.ReadAsync(session.File.SafeFileHandle, buffer.AsMemory(0, (int)Math.Min(BufferSize, total - at)), at, cancellationToken).ConfigureAwait(false);
+                    if (n == 0) throw new IOException($"The partial file of '{name}' is shorter than {total} bytes.");
+                    sha.AppendData(buffer, 0, n);
+                    at += n;
+                }
+            }
+            finally
+            {
+                ArrayPool<byte>.Shared.Return(buffer);
+            }
+            var ours = Convert.ToHexStringLower(sha.GetHashAndReset());
+            if (!string.Equals(ours, claimed, StringComparison.OrdinalIgnoreCase))
+            {
+                session.Discard();
+                return await AnswerAsync(request, up, name, 422, $"The striped upload of '{name}' failed its SHA-256 check: the commit says {claimed.ToLowerInvariant()}, " +
+                                                                 $"the {total} bytes assembled hash to {ours}. Nothing was kept.", sw, cancellationToken).ConfigureAwait(false);
+            }
+            session.File.SetLength(total);
+            session.File.Flush(flushToDisk: true);
+            session.File.Dispose();
+            File.Move(session.Temp, session.Target, overwrite: true);
+            session.Closed = true;
+            var message = $"Stored '{name}': {total} bytes, SHA-256 {ours}.";
+            int status = 201;
+            try { await request.RespondAsync(201, InfoJson(name, total, ours), QuicSendBody.FromText(WithStatus(201, message)), cancellationToken: cancellationToken).ConfigureAwait(false); }
+            catch (Exception e) when (e is QuicException or ObjectDisposedException or OperationCanceledException) { status = 0; }
+            return new FileTransferResult
+            {
+                Direction = up, Name = name, Path = session.Target, Status = status, Succeeded = true, Message = message, Length = total, Sha256 = ours, Elapsed = sw.Elapsed,
+            };
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            session.Discard();
+            return await AnswerAsync(request, up, name, IsDiskFull(e) ? 507 : 500, $"The server could not store '{name}': {e.Message} Nothing was kept.", sw, cancellationToken).ConfigureAwait(false);
+        }
+        finally
+        {
+            if (!session.Closed) session.Discard();
+        }
+    }
+
+    private static bool TryParseContentRange(string? header, out long first, out long last, out long total)
+    {
+        first = last = total = 0;
+        if (header is null) return false;
+        var h = header.Trim();
+        if (!h.StartsWith("bytes ", StringComparison.OrdinalIgnoreCase)) return false;
+        var parts = h[6..].Split('/');
+        if (parts.Length != 2) return false;
+        var fl = parts[0].Split('-');
+        const NumberStyles digits = NumberStyles.None;
+        return fl.Length == 2
+               && long.TryParse(fl[0].Trim(), digits, CultureInfo.InvariantCulture, out first)
+               && long.TryParse(fl[1].Trim(), digits, CultureInfo.InvariantCulture, out last)
+               && long.TryParse(parts[1].Trim(), digits, CultureInfo.InvariantCulture, out total)
+               && first <= last && last < total;
+    }
+
+    /// <summary>Drops sessions idle past <see cref="UploadSessionIdleTimeout"/> with no chunk arriving, and their partial files.</summary>
+    private static void SweepIdleUploads()
+    {
+        long now = Stopwatch.GetTimestamp();
+        foreach (var (key, session) in s_uploads)
+            if (Volatile.Read(ref session.Active) == 0
+                && Stopwatch.GetElapsedTime(Volatile.Read(ref session.LastActivity), now) > UploadSessionIdleTimeout
+                && s_uploads.TryRemove(new KeyValuePair<(string, string, string), UploadSession>(key, session)))
+                session.Discard();
+    }
+}
