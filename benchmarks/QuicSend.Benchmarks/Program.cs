@@ -5,16 +5,21 @@
 //
 //   dotnet benchmarks/QuicSend.Benchmarks/bin/Release/net10.0/QuicSend.Benchmarks.dll
 //       [--mib 512] [--runs 5] [--quick] [--only TEXT] [--samples FILE] [--table-from FILE] [--trace]
+//       [--pool N] [--file-mib 1024] [--results FILE]
 //
 //   --quick          64 MiB, 3 runs
 //   --only TEXT      rows whose name contains TEXT
 //   --samples FILE   also append every timed run to FILE (tab-separated), for compare-engines.sh
 //   --table-from F   run nothing: print the tables from a samples file
 //   --trace          path rows: print the receiver's progress, cwnd, RTT and losses every 100 ms
+//   --pool N         connections of the pooled rows (default 4)
+//   --file-mib N     size of the file-transfer rows' file (default 1024)
+//   --results FILE   also write the tables, the machine and this command line to FILE (markdown)
+using QuicSend.Testing;
 using QuicSend.Transport;
 
-int mib = 512, runs = 5;
-string? only = null, samplesPath = null, tableFrom = null;
+int mib = 512, runs = 5, pool = 4, fileMib = 1024;
+string? only = null, samplesPath = null, tableFrom = null, resultsPath = null;
 for (int i = 0; i < args.Length; i++)
 {
     switch (args[i])
@@ -26,12 +31,15 @@ for (int i = 0; i < args.Length; i++)
         case "--samples": samplesPath = args[++i]; break;
         case "--table-from": tableFrom = args[++i]; break;
         case "--trace": Transfers.Trace = true; break;
+        case "--pool": pool = int.Parse(args[++i]); break;
+        case "--file-mib": fileMib = int.Parse(args[++i]); break;
+        case "--results": resultsPath = args[++i]; break;
         default:
             Console.Error.WriteLine($"unknown option {args[i]}; see the top of Program.cs");
             return 2;
     }
 }
-if (mib < 1 || runs < 1) { Console.Error.WriteLine("--mib and --runs must be at least 1"); return 2; }
+if (mib < 1 || runs < 1 || pool < 2 || fileMib < 1) { Console.Error.WriteLine("--mib, --runs and --file-mib must be at least 1, --pool at least 2"); return 2; }
 
 if (tableFrom is not null)
 {
@@ -76,7 +84,71 @@ await Row(Group.Path, $"QuicSend {Engine.Bbr}, paced, no random loss", pathNote,
 if (Engine.HasPacingSwitch)
     await Row(Group.Path, $"QuicSend {Engine.Bbr}, unpaced, no random loss", "Pacing option off", () => t.Path(Engine.BbrControl, pacing: false, loss: 0));
 
+#if !QUINN_PROTO_ENGINE
+// Striped file transfers with the connection pool: loopback (the file path's cost beside the
+// memory-to-memory rows), then the two long paths of the benchmark's brief, BBRv2 and CUBIC.
+{
+    // The file (on tmpfs) is made only if a row runs.
+    PoolTransfers? made = null;
+    PoolTransfers Files() => made ??= new PoolTransfers((long)fileMib << 20);
+    var fileNote = $"{fileMib} MiB file";
+    await Row(Group.Pool, "file download ×1", fileNote, () => Files().Run(1, upload: false));
+    await Row(Group.Pool, $"file download ×{pool}", fileNote, () => Files().Run(pool, upload: false));
+    await Row(Group.Pool, "file upload ×1", fileNote, () => Files().Run(1, upload: true));
+    await Row(Group.Pool, $"file upload ×{pool}", fileNote, () => Files().Run(pool, upload: true));
+    var deadline = TimeSpan.FromSeconds(10);
+    var paths = new (string Name, PathEmulatorOptions Options)[]
+    {
+        ("path (a) 40 ms, 0.5 %, 25 MiB/s", PathEmulatorOptions.Symmetric(TimeSpan.FromMilliseconds(20), 0.005, 25L << 20, seed: 7)),
+        ("path (b) 100 ms, 1 %, 100 MiB/s", PathEmulatorOptions.Symmetric(TimeSpan.FromMilliseconds(50), 0.01, 100L << 20, seed: 7)),
+    };
+    foreach (var (name, options) in paths)
+        foreach (var (ccName, cc) in new[] { (Engine.Bbr, Engine.BbrControl), ("CUBIC", CongestionControl.Cubic) })
+            foreach (var n in new[] { 1, pool })
+                await PathRow(Group.Pool, $"{name}: {ccName} ×{n}", $"striped download, stops at {deadline.TotalSeconds:0} s",
+                    () => Files().Run(n, upload: false, cc, options, deadline));
+    made?.Dispose();
+}
+#endif
+
 if (samplesPath is not null) results.Append(samplesPath);
 Console.WriteLine();
 Report.Print(results);
+if (resultsPath is not null) WriteResults(resultsPath);
 return 0;
+
+// Path rows take seconds each and run the same code as the loopback rows: no warm-up run.
+async Task PathRow(Group group, string name, string note, Func<Task<Sample>> run)
+{
+    if (only is not null && !name.Contains(only, StringComparison.OrdinalIgnoreCase)) return;
+    for (int i = 0; i < runs; i++)
+    {
+        var s = await run();
+        results.Add(group, name, note, s);
+        Console.WriteLine($"  {name} #{i + 1}: {s.MiBs:0.0} MiB/s, {s.Bytes / 1048576.0:0} MiB in {s.Seconds:0.00} s, CPU {s.CpuPerGiB:0.00} s/GiB");
+    }
+}
+
+void WriteResults(string file)
+{
+    using var w = new StreamWriter(file);
+    w.WriteLine("# Benchmark results");
+    w.WriteLine();
+    w.WriteLine($"Written by `dotnet benchmarks/QuicSend.Benchmarks/bin/Release/net10.0/QuicSend.Benchmarks.dll {string.Join(' ', args)}` " +
+                $"on {DateTime.UtcNow:yyyy-MM-dd HH:mm} UTC.");
+    w.WriteLine();
+    w.WriteLine($"Machine: {Environment.ProcessorCount} cores ({CpuModel()}), {Environment.OSVersion}, .NET {Environment.Version}; " +
+                "both ends (and the path emulator) in one process, over loopback.");
+    w.WriteLine();
+    Report.Print(results, w);
+}
+
+static string CpuModel()
+{
+    try
+    {
+        var line = File.ReadLines("/proc/cpuinfo").FirstOrDefault(l => l.StartsWith("model name", StringComparison.Ordinal));
+        return line is null ? "unknown CPU" : line[(line.IndexOf(':') + 1)..].Trim();
+    }
+    catch (IOException) { return "unknown CPU"; }
+}

@@ -18,8 +18,9 @@ using QuicSend.Transport;
 /// <summary>What the sender and the relay saw on the emulated path during one run.</summary>
 record PathCounts(long SentPackets, long LostPackets, long RelayReceived, long RelayQueueDrops);
 
-/// <summary>One timed run: wall seconds, bytes delivered, process CPU seconds over the same interval.</summary>
-record Sample(double Seconds, long Bytes, double CpuSeconds, PathCounts? Path = null)
+/// <summary>One timed run: wall seconds, bytes delivered, process CPU seconds over the same interval;
+/// on an emulated path the link rate (MiB/s) its goodput is a share of.</summary>
+record Sample(double Seconds, long Bytes, double CpuSeconds, PathCounts? Path = null, double LinkMiBs = 0)
 {
     public double MiBs => Bytes / 1048576.0 / Seconds;
     public double CpuPerGiB => CpuSeconds / (Bytes / 1073741824.0);
@@ -30,8 +31,8 @@ readonly record struct Meter(long Started, TimeSpan Cpu)
 {
     public static Meter Start() => new(Stopwatch.GetTimestamp(), Environment.CpuUsage.TotalTime);
     public TimeSpan Elapsed => Stopwatch.GetElapsedTime(Started);
-    public Sample Stop(long bytes, PathCounts? path = null) =>
-        new(Elapsed.TotalSeconds, bytes, (Environment.CpuUsage.TotalTime - Cpu).TotalSeconds, path);
+    public Sample Stop(long bytes, PathCounts? path = null, double linkMiBs = 0) =>
+        new(Elapsed.TotalSeconds, bytes, (Environment.CpuUsage.TotalTime - Cpu).TotalSeconds, path, linkMiBs);
 }
 
 sealed class Transfers(long total)
