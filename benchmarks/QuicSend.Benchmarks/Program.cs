@@ -109,11 +109,39 @@ if (Engine.HasPacingSwitch)
                     () => Files().Run(n, upload: false, cc, options, deadline));
     made?.Dispose();
 }
+
+// Small RPCs: requests per second and latency, QuicSend beside HTTP/2, 1 / 16 / 256 in flight.
+var rpcRows = new List<(string Name, List<RpcSample> Runs)>();
+{
+    RpcBench? made = null;
+    RpcBench Rpc() => made ??= new RpcBench();
+    foreach (var k in new[] { 1, 16, 256 })
+        foreach (var (name, run) in new (string, Func<Task<RpcSample>>)[]
+                 {
+                     ($"QuicSend RPC, {k} in flight", () => Rpc().QuicSendRpc(k)),
+                     ($"HttpClient/Kestrel HTTP/2 RPC, {k} in flight", () => Rpc().Http2Kestrel(k)),
+                 })
+        {
+            if (only is not null && !name.Contains(only, StringComparison.OrdinalIgnoreCase)) continue;
+            await run(); // warm-up
+            var list = new List<RpcSample>();
+            for (int i = 0; i < runs; i++)
+            {
+                var r = await run();
+                list.Add(r);
+                Console.WriteLine($"  {name} #{i + 1}: {r.PerSecond:0} req/s, p50 {r.P50Ms:0.000} ms, p99 {r.P99Ms:0.000} ms, CPU {r.CpuUsPerRequest:0} µs/req");
+            }
+            rpcRows.Add((name, list));
+        }
+}
 #endif
 
 if (samplesPath is not null) results.Append(samplesPath);
 Console.WriteLine();
 Report.Print(results);
+#if !QUINN_PROTO_ENGINE
+PrintRpc(Console.Out);
+#endif
 if (resultsPath is not null) WriteResults(resultsPath);
 return 0;
 
@@ -141,7 +169,30 @@ void WriteResults(string file)
                 "both ends (and the path emulator) in one process, over loopback.");
     w.WriteLine();
     Report.Print(results, w);
+#if !QUINN_PROTO_ENGINE
+    PrintRpc(w);
+#endif
 }
+
+#if !QUINN_PROTO_ENGINE
+void PrintRpc(TextWriter o)
+{
+    if (rpcRows.Count == 0) return;
+    static double Median(IEnumerable<double> v)
+    {
+        var a = v.Order().ToArray();
+        return a.Length % 2 == 1 ? a[a.Length / 2] : (a[a.Length / 2 - 1] + a[a.Length / 2]) / 2;
+    }
+    o.WriteLine();
+    o.WriteLine($"Small RPCs: 1 KiB request, 1 KiB response, K requests in flight on one connection, {runs} runs of 3 s (medians; min–max of the rate):");
+    o.WriteLine();
+    o.WriteLine("| RPC | requests/s (min–max) | p50 ms | p99 ms | CPU µs/request |");
+    o.WriteLine("|---|---|---|---|---|");
+    foreach (var (name, list) in rpcRows)
+        o.WriteLine($"| {name} | {Median(list.Select(r => r.PerSecond)):0} ({list.Min(r => r.PerSecond):0}–{list.Max(r => r.PerSecond):0}) | " +
+                    $"{Median(list.Select(r => r.P50Ms)):0.000} | {Median(list.Select(r => r.P99Ms)):0.000} | {Median(list.Select(r => r.CpuUsPerRequest)):0} |");
+}
+#endif
 
 static string CpuModel()
 {
