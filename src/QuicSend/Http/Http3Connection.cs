@@ -25,14 +25,20 @@ internal sealed class Http3Connection : IApplicationProtocol
     public QuicConnection Connection { get; }
 
     /// <summary>Client: sends a request's header section; the returned stream carries the request body and the response.</summary>
-    public async ValueTask<Http3RequestStream> SendRequestAsync(byte[] packedHeaders, bool endStream, CancellationToken cancellationToken)
+    /// <remarks>With <paramref name="body"/> the body's write starts in the same driver turn as the header
+    /// section (so both can leave in one packet) and ends the stream; await it through <see cref="Http3RequestStream.InitialWrite"/>.</remarks>
+    public async ValueTask<Http3RequestStream> SendRequestAsync(byte[] packedHeaders, bool endStream, CancellationToken cancellationToken,
+        ReadOnlyMemory<byte>? body = null)
     {
         var conn = Connection;
         conn.ThrowIfClosed();
         var stream = await conn.WithStreamCredit("Sending a request", (out QuicStream? s) =>
         {
             int rc = conn.Driver.Native.SendRequest(conn.Id, packedHeaders, endStream, out var sid);
-            s = rc == QsConst.QS_OK ? new Http3RequestStream(conn, sid, writable: !endStream).Stream : null;
+            if (rc != QsConst.QS_OK) { s = null; return rc; }
+            var req = new Http3RequestStream(conn, sid, writable: !endStream);
+            if (body is { } b && !endStream) req.InitialWrite = req.Stream.WriteOnDriver(b, completeWrites: true, cancellationToken);
+            s = req.Stream;
             return rc;
         }, cancellationToken).ConfigureAwait(false);
         return Http3RequestStream.Of(stream);

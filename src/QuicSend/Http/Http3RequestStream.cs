@@ -17,6 +17,7 @@ internal sealed class Http3RequestStream : StreamFraming
     // Driver-thread state.
     private long? _resetCode;          // the peer reset the stream before its header section
     private int _headerLength = 1024;  // until the HEADERS event tells
+    private volatile byte[]? _received; // the header section, copied out by the driver as its event arrived
 
     public Http3RequestStream(QuicConnection conn, ulong id, bool writable)
     {
@@ -33,8 +34,13 @@ internal sealed class Http3RequestStream : StreamFraming
 
     public long Id => Stream.Id;
 
-    /// <summary>The header section received (packed), waiting for it on a client.</summary>
-    public ValueTask<byte[]> ReadHeadersAsync(CancellationToken cancellationToken) => _headers.Start(cancellationToken);
+    /// <summary>The header section received (packed), waiting for it on a client. Once it has arrived
+    /// (always, for a request a server accepts) it is returned at once, without a trip to the driver.</summary>
+    public ValueTask<byte[]> ReadHeadersAsync(CancellationToken cancellationToken) =>
+        _received is { } got ? ValueTask.FromResult(got) : _headers.Start(cancellationToken);
+
+    /// <summary>A body write the request's own start began with (<see cref="Http3Connection.SendRequestAsync"/>), to be awaited once.</summary>
+    internal ValueTask InitialWrite { get; set; }
 
     /// <summary>The trailer section (packed) as it stands: none yet is empty.</summary>
     public ValueTask<byte[]> ReadTrailersAsync() => new(_conn.Driver.CallAsync(() =>
@@ -47,6 +53,10 @@ internal sealed class Http3RequestStream : StreamFraming
     public ValueTask SendResponseHeadersAsync(byte[] packed, bool endStream, CancellationToken cancellationToken = default) =>
         Stream.WriteSectionAsync(packed, trailing: false, endStream, cancellationToken);
 
+    /// <summary>Sends the response header section, then <paramref name="body"/> and the end, as one operation (one trip to the driver).</summary>
+    public ValueTask SendResponseAsync(byte[] packed, ReadOnlyMemory<byte> body, CancellationToken cancellationToken = default) =>
+        Stream.WriteSectionAsync(packed, trailing: false, endStream: true, cancellationToken, body);
+
     /// <summary>Sends a trailer section and ends the body, waiting for stream credit when the engine has none.</summary>
     public ValueTask SendTrailersAsync(byte[] packed, CancellationToken cancellationToken = default) =>
         Stream.WriteSectionAsync(packed, trailing: true, endStream: true, cancellationToken);
@@ -57,6 +67,8 @@ internal sealed class Http3RequestStream : StreamFraming
     public void OnHeaders(int length)
     {
         _headerLength = length;
+        try { _received = ReadHeaderSection(trailers: false); }
+        catch (QuicException) { } // the operation reports it when asked
         _headers.Resume();
     }
 
@@ -122,7 +134,7 @@ internal sealed class Http3RequestStream : StreamFraming
         protected override void Step()
         {
             if (h._resetCode is long code) { Fail(h.NoResponseError(code)); return; }
-            var got = h.ReadHeaderSection(trailers: false);
+            var got = h._received ?? h.ReadHeaderSection(trailers: false);
             if (got is not null) { Complete(got); return; }
             if (h.Stream.ReadError is { } readError) { Fail(readError); return; }
             if (h._conn.IsClosed) Fail(h._conn.Error());

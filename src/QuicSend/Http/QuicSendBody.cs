@@ -22,6 +22,9 @@ public abstract class QuicSendBody
 
     internal abstract ValueTask WriteToAsync(QuicStream stream, CancellationToken cancellationToken);
 
+    /// <summary>The whole body when it is bytes in memory: then it can leave with the header section in one operation.</summary>
+    internal virtual ReadOnlyMemory<byte>? InlineBytes => null;
+
     public static QuicSendBody Empty { get; } = new BytesBody(ReadOnlyMemory<byte>.Empty, QuicSendHeaders.OctetStream);
 
     public static QuicSendBody FromBytes(ReadOnlyMemory<byte> bytes) => new BytesBody(bytes, QuicSendHeaders.OctetStream);
@@ -43,6 +46,8 @@ public abstract class QuicSendBody
     {
         public override string ContentType => contentType;
         public override long? Length => bytes.Length;
+
+        internal override ReadOnlyMemory<byte>? InlineBytes => bytes;
 
         internal override ValueTask WriteToAsync(QuicStream stream, CancellationToken ct) => stream.WriteAsync(bytes, completeWrites: true, ct);
     }

@@ -160,11 +160,13 @@ public sealed class QuicSendClient : IAsyncDisposable, IDisposable
         if (headerInfo is not null) fields.Add(new(QuicSendHeaders.HeaderInfo, headerInfo));
         if (extraHeaders is not null) fields.AddRange(extraHeaders);
         bool noBody = writeBody is null && body.Length == 0;
-        var stream = await Http3Connection.Of(conn).SendRequestAsync(HeaderCodec.Pack(fields), noBody, cancellationToken).ConfigureAwait(false);
+        var inline = noBody || writeBody is not null ? null : body.InlineBytes;
+        var stream = await Http3Connection.Of(conn).SendRequestAsync(HeaderCodec.Pack(fields), noBody, cancellationToken, inline).ConfigureAwait(false);
         try
         {
             // Send the body while waiting for the answer: a server may answer early (e.g. 401).
             var sending = noBody ? Task.CompletedTask
+                : inline is not null ? stream.InitialWrite.AsTask()
                 : writeBody is not null ? writeBody(stream).AsTask()
                 : body.WriteToAsync(stream.Stream, cancellationToken).AsTask();
             var headers = HeaderCodec.Unpack(await stream.ReadHeadersAsync(cancellationToken).ConfigureAwait(false));

@@ -44,6 +44,11 @@ public sealed class QuicSendRequest : QuicSendMessage
         if (headerInfo is not null) fields.Add(new(QuicSendHeaders.HeaderInfo, headerInfo));
         if (extraHeaders is not null) fields.AddRange(extraHeaders);
         bool empty = body.Length == 0;
+        if (!empty && body.InlineBytes is { } bytes)
+        {
+            await _stream.SendResponseAsync(HeaderCodec.Pack(fields), bytes, cancellationToken).ConfigureAwait(false);
+            return;
+        }
         await _stream.SendResponseHeadersAsync(HeaderCodec.Pack(fields), endStream: empty, cancellationToken).ConfigureAwait(false);
         if (!empty) await body.WriteToAsync(_stream.Stream, cancellationToken).ConfigureAwait(false);
     }

@@ -23,6 +23,7 @@ public sealed partial class QuicStream : Stream
     private readonly WriteOperation _write;
     private readonly TaskCompletionSource _acknowledged = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private int _disposed;              // set by the user thread that disposes
+    private volatile bool _endRead;     // set by the driver when a read reached the end cleanly: later reads return 0 at once, without a hop
 
     // Driver-thread state.
     private bool _readDone;      // end of stream read, reset received, or reading stopped by us
@@ -67,7 +68,7 @@ public sealed partial class QuicStream : Stream
     {
         if (!_canRead) throw new NotSupportedException("This is a unidirectional stream opened by this side; it cannot be read.");
         ObjectDisposedException.ThrowIf(IsDisposed, this);
-        if (buffer.Length == 0) return ValueTask.FromResult(0);
+        if (buffer.Length == 0 || _endRead) return ValueTask.FromResult(0);
         return _read.Start(buffer, cancellationToken);
     }
 
@@ -120,8 +121,13 @@ public sealed partial class QuicStream : Stream
     /// write, waiting for credit when the engine has none. A <paramref name="trailing"/> section follows
     /// the body, so a body write that failed fails it too.
     /// </summary>
-    internal ValueTask WriteSectionAsync(byte[] section, bool trailing, bool endStream, CancellationToken cancellationToken) =>
-        _write.StartSection(section, trailing, endStream, cancellationToken);
+    internal ValueTask WriteSectionAsync(byte[] section, bool trailing, bool endStream, CancellationToken cancellationToken,
+        ReadOnlyMemory<byte> bodyAfter = default) =>
+        _write.StartSection(section, trailing, endStream, bodyAfter, cancellationToken);
+
+    /// <summary>Driver only: starts a write at once, in this turn (so it leaves with what was just queued), to be awaited by a user thread.</summary>
+    internal ValueTask WriteOnDriver(ReadOnlyMemory<byte> buffer, bool completeWrites, CancellationToken cancellationToken) =>
+        _write.StartBodyOnDriver(buffer, completeWrites, cancellationToken);
 
     /// <summary>Abandons the stream: resets the sending side and asks the peer to stop sending, with an error code.</summary>
     public void Abort(long errorCode)

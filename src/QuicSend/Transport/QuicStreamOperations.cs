@@ -48,7 +48,11 @@ public sealed partial class QuicStream
                 if (n >= 0)
                 {
                     total += (int)n;
-                    if (fin) s.ReadFinished();
+                    if (fin)
+                    {
+                        s.ReadFinished();
+                        if (s._readError is null) s._endRead = true;
+                    }
                     // The engine hands over one piece at a time (HTTP/3: one DATA frame): fill the
                     // caller's buffer with all that is buffered, so a read costs one hop, not one per piece.
                     if (fin || n == 0 || total == span.Length) { Done(total); return; }
@@ -106,13 +110,22 @@ public sealed partial class QuicStream
             return new ValueTask(this, Begin(cancellationToken));
         }
 
-        public ValueTask StartSection(byte[] section, bool trailing, bool endStream, CancellationToken cancellationToken)
+        /// <summary>A section, then (when given) body bytes; <paramref name="endStream"/> ends the stream after the last of them.</summary>
+        public ValueTask StartSection(byte[] section, bool trailing, bool endStream, ReadOnlyMemory<byte> bodyAfter, CancellationToken cancellationToken)
         {
             _section = section;
             _trailing = trailing;
             _fin = endStream;
-            _buffer = default;
+            _buffer = bodyAfter;
             return new ValueTask(this, Begin(cancellationToken));
+        }
+
+        public ValueTask StartBodyOnDriver(ReadOnlyMemory<byte> buffer, bool fin, CancellationToken cancellationToken)
+        {
+            _buffer = buffer;
+            _fin = fin;
+            _section = null;
+            return new ValueTask(this, BeginOnDriver(cancellationToken));
         }
 
         protected override void Step()
@@ -157,9 +170,16 @@ public sealed partial class QuicStream
         {
             if (_trailing && s._writeError is not null) { Done(s._writeError); return; }
             if (s._conn.IsClosed) { Done(s._conn.Error()); return; }
-            if (s._framing.TryWriteSection(s, section, _trailing, _fin, out var error))
+            bool fin = _fin && _buffer.IsEmpty;
+            if (s._framing.TryWriteSection(s, section, _trailing, fin, out var error))
             {
-                if (_fin) s._writeDone = true;
+                if (!_buffer.IsEmpty)
+                {
+                    _section = null; // the body follows, as an ordinary write
+                    Step();
+                    return;
+                }
+                if (fin) s._writeDone = true;
                 Done(null);
                 return;
             }

@@ -43,6 +43,19 @@ internal abstract class StreamOperation<T> : DriverOp, IValueTaskSource<T>, IVal
         return version;
     }
 
+    /// <summary>Driver only: starts the operation and runs its first step now, without a post.</summary>
+    protected short BeginOnDriver(CancellationToken cancellationToken)
+    {
+        if (!Driver.OnDriverThread) throw new InvalidOperationException("BeginOnDriver is for the driver thread.");
+        if (Interlocked.Exchange(ref _inUse, 1) != 0) throw new InvalidOperationException(BusyMessage);
+        _core.Reset();
+        _token = cancellationToken;
+        _pending = true;
+        short version = _core.Version;
+        Run();
+        return version;
+    }
+
     public override void Run()
     {
         if (!_pending) return;
