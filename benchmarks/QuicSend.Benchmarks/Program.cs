@@ -8,7 +8,7 @@
 //       [--pool N] [--file-mib 1024] [--results FILE]
 //
 //   --quick          64 MiB, 3 runs
-//   --only TEXT      rows whose name contains TEXT
+//   --only TEXT      rows whose name contains TEXT (=TEXT: the row named exactly TEXT)
 //   --samples FILE   also append every timed run to FILE (tab-separated), for compare-engines.sh
 //   --table-from F   run nothing: print the tables from a samples file
 //   --trace          path rows: print the receiver's progress, cwnd, RTT and losses every 100 ms
@@ -54,7 +54,7 @@ var pathNote = Engine.HasPacingSwitch ? "Pacing option on" : "this engine always
 
 async Task Row(Group group, string name, string note, Func<Task<Sample>> run)
 {
-    if (only is not null && !name.Contains(only, StringComparison.OrdinalIgnoreCase)) return;
+    if (!Selected(name)) return;
     // Loopback rows warm up (JIT, page faults) first; the path rows run the same code afterwards and
     // take seconds each, so they do not.
     if (group == Group.Loopback) await run();
@@ -71,6 +71,13 @@ Console.WriteLine($"QuicSend benchmark, engine {Engine.Name}: {mib} MiB per run,
 await Row(Group.Loopback, $"QuicSend {Engine.Bbr}", "GSO/GRO batched I/O", () => t.Quic(Engine.BbrControl, true));
 await Row(Group.Loopback, "QuicSend CUBIC", "GSO/GRO batched I/O", () => t.Quic(CongestionControl.Cubic, true));
 await Row(Group.Loopback, $"QuicSend {Engine.Reno}", "GSO/GRO batched I/O", () => t.Quic(Engine.RenoControl, true));
+if (RawQuiche.Available)
+{
+    RawQuiche? raw = null;
+    await Row(Group.Loopback, $"raw quiche {Engine.Bbr} (Rust, no C#)", "engine ceiling: native/examples/raw_quiche",
+        () => (raw ??= new RawQuiche()).Run(mib));
+}
+else Console.WriteLine($"  (no raw-quiche row: build it with ./build.sh --target=Bench; looked for {RawQuiche.Binary})");
 await Row(Group.Loopback, $"QuicSend {Engine.Bbr}, portable I/O", "one datagram per socket call", () => t.Quic(Engine.BbrControl, false));
 await Row(Group.Loopback, "QuicSend HTTP/3 response", "QuicSendServer → QuicSendClient", t.Http3Response);
 await Row(Group.Loopback, Report.SslStream, "baseline, same run", t.Tls);
@@ -122,7 +129,7 @@ var rpcRows = new List<(string Name, List<RpcSample> Runs)>();
                      ($"HttpClient/Kestrel HTTP/2 RPC, {k} in flight", () => Rpc().Http2Kestrel(k)),
                  })
         {
-            if (only is not null && !name.Contains(only, StringComparison.OrdinalIgnoreCase)) continue;
+            if (!Selected(name)) continue;
             await run(); // warm-up
             var list = new List<RpcSample>();
             for (int i = 0; i < runs; i++)
@@ -145,10 +152,13 @@ PrintRpc(Console.Out);
 if (resultsPath is not null) WriteResults(resultsPath);
 return 0;
 
+bool Selected(string name) => only is null
+    || (only.StartsWith('=') ? name == only[1..] : name.Contains(only, StringComparison.OrdinalIgnoreCase));
+
 // Path rows take seconds each and run the same code as the loopback rows: no warm-up run.
 async Task PathRow(Group group, string name, string note, Func<Task<Sample>> run)
 {
-    if (only is not null && !name.Contains(only, StringComparison.OrdinalIgnoreCase)) return;
+    if (!Selected(name)) return;
     for (int i = 0; i < runs; i++)
     {
         var s = await run();
