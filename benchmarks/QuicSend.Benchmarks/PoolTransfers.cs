@@ -69,6 +69,22 @@ sealed class PoolTransfers : IDisposable
         var progress = new Progress(v => Volatile.Write(ref moved, v));
         using var stop = deadline is { } d ? new CancellationTokenSource(d) : new CancellationTokenSource();
         var meter = Meter.Start();
+        using var tracing = new CancellationTokenSource();
+        var trace = Transfers.Trace ? Task.Run(async () =>
+        {
+            try
+            {
+                while (true)
+                {
+                    await Task.Delay(500, tracing.Token);
+                    var conns = client.ActiveConnections.Select(c => c.GetStats())
+                        .Select(st => $"[rx {st.UdpBytesReceived >> 20} MiB, cwnd {st.CongestionWindow >> 10} KiB, rtt {st.RoundTripTime.TotalMilliseconds:0} ms, lost {st.LostPackets}]");
+                    Console.WriteLine($"    {meter.Elapsed.TotalSeconds,5:0.0} s: {Volatile.Read(ref moved) >> 20} MiB; {string.Join(" ", conns)}" +
+                                      (emulator is null ? "" : $"; relay down: {emulator.ServerToClient}"));
+                }
+            }
+            catch (OperationCanceledException) { }
+        }) : Task.CompletedTask;
         long bytes;
         try
         {
@@ -82,6 +98,8 @@ sealed class PoolTransfers : IDisposable
         {
             bytes = Volatile.Read(ref moved);
         }
+        tracing.Cancel();
+        await trace;
         var sample = meter.Stop(bytes, linkMiBs: path is null ? 0 : path.ServerToClient.BandwidthBytesPerSecond / 1048576.0);
         stopServing.Cancel();
         try { await serving; } catch { }

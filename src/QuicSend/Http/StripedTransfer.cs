@@ -22,6 +22,7 @@ internal sealed class ChunkScheduler
     private int _remaining;
     private int _workers;
     private Exception? _fatal;
+    private Exception? _lastFailure; // of a chunk, for the message when no connection is left
 
     public ChunkScheduler(long length, int chunkSize, CancellationToken cancellationToken)
     {
@@ -69,6 +70,8 @@ internal sealed class ChunkScheduler
                 if (!connection.IsUsable)
                 {
                     _queue.Writer.TryWrite(chunk); // for a worker whose connection still works
+                    _lastFailure ??= connection.Connecting.IsCompletedSuccessfully && connection.Connecting.Result.Closed.IsCompleted
+                        ? connection.Connecting.Result.Closed.Result : null;
                     return;
                 }
                 try
@@ -77,6 +80,7 @@ internal sealed class ChunkScheduler
                 }
                 catch (Exception e) when (Retryable(e) && !_stop.IsCancellationRequested)
                 {
+                    _lastFailure = e;
                     if (++_attempts[chunk] >= MaxAttempts)
                     {
                         var (first, count) = RangeOf(chunk);
@@ -99,8 +103,9 @@ internal sealed class ChunkScheduler
         finally
         {
             // The last worker to leave with chunks undone: no connection is left to carry them.
-            if (Interlocked.Decrement(ref _workers) == 0 && Volatile.Read(ref _remaining) > 0)
-                Fail(new FileTransferException($"Every connection to the server failed with {Volatile.Read(ref _remaining)} of {Count} chunks left to move."));
+            if (Interlocked.Decrement(ref _workers) == 0 && Volatile.Read(ref _remaining) > 0 && !_stop.IsCancellationRequested)
+                Fail(new FileTransferException($"Every connection to the server failed with {Volatile.Read(ref _remaining)} of {Count} chunks left to move" +
+                    (_lastFailure is { } last ? $"; the last failure: {last.Message}" : "."), 0, null, _lastFailure));
         }
     }
 
@@ -286,9 +291,9 @@ internal static class StripedTransfer
                     if (await TrailerShaAsync(r, ct).ConfigureAwait(false) is string theirs && theirs != sha)
                         throw new InvalidDataException($"The piece at {first} failed its SHA-256 check (server {theirs}, received {sha}).");
                 }
-                catch
+                catch (Exception e) when (e is not OperationCanceledException)
                 {
-                    shared.Add(-moved); // it will be fetched again
+                    shared.Add(-moved); // it will be fetched again (a cancelled transfer keeps its count: it is what arrived)
                     throw;
                 }
             }, hasher.Completed).ConfigureAwait(false);
@@ -377,7 +382,7 @@ internal static class StripedTransfer
                     }
                 }, on: conn).ConfigureAwait(false);
                 }
-                catch
+                catch (Exception e) when (e is not OperationCanceledException)
                 {
                     shared.Add(-sent); // it will be sent again
                     throw;
