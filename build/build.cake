@@ -117,9 +117,10 @@ Task("NativeTests")
 });
 
 Task("Test")
-    .Description("Runs the Rust and NUnit tests and prints a one-line summary.")
+    .Description("Runs the Rust and NUnit tests and the package consumer test, and prints a one-line summary.")
     .IsDependentOn("NativeTests")
     .IsDependentOn("Build")
+    .IsDependentOn("ConsumerTest")
     .Does(() =>
 {
     var results = repo.Combine("artifacts/test-results");
@@ -136,6 +137,59 @@ Task("Test")
         if (Count("total") == 0) throw new Exception("No test ran.");
     }
     if (code != 0) throw new Exception($"Tests failed (dotnet test exit code {code}).");
+});
+
+var packages = repo.Combine("artifacts/packages");
+string Version() => System.Text.RegularExpressions.Regex.Match(
+    System.IO.File.ReadAllText(repo.CombineWithFilePath("Directory.Build.props").FullPath), "<Version>([^<]+)</Version>").Groups[1].Value;
+
+Task("Pack")
+    .Description("Packs QuicSend (and the quicsend tool) into artifacts/packages, with this machine's shim under runtimes/linux-x64/native/.")
+    .IsDependentOn("Build")
+    .Does(() =>
+{
+    // The package's copy of the shim, without its debug line tables (the build tree keeps them).
+    var rid = native.Combine("artifacts/linux-x64");
+    EnsureDirectoryExists(rid);
+    var shim = rid.CombineWithFilePath("libquicsend_native.so");
+    CopyFile(native.CombineWithFilePath("target/release/libquicsend_native.so"), shim);
+    if (Has("strip")) Run("strip", $"--strip-debug {shim}");
+    CleanDirectory(packages);
+    foreach (var project in new[] { "src/QuicSend/QuicSend.csproj" })
+    {
+        if (!FileExists(repo.CombineWithFilePath(project))) continue;
+        if (Run("dotnet", $"pack {project} -c {configuration} -o {packages}") != 0)
+            throw new Exception($"Packing {project} failed (see above).");
+    }
+});
+
+Task("ConsumerTest")
+    .Description("A fresh console project outside the repository takes QuicSend from the local feed only and moves a request and a file through it.")
+    .IsDependentOn("Pack")
+    .Does(() =>
+{
+    var dir = DirectoryPath.FromString(System.IO.Path.Combine(System.IO.Path.GetTempPath(), "quicsend-consumer-" + System.Guid.NewGuid().ToString("N")));
+    EnsureDirectoryExists(dir);
+    try
+    {
+        CopyFiles(repo.Combine("tests/Consumer").FullPath + "/*.c*", dir);
+        // QuicSend comes from the local feed only; its dependencies from nuget.org (or the machine's cache).
+        System.IO.File.WriteAllText(dir.CombineWithFilePath("nuget.config").FullPath,
+            "<configuration><packageSources><clear/>" +
+            $"<add key=\"local\" value=\"{packages.FullPath}\"/><add key=\"nuget\" value=\"https://api.nuget.org/v3/index.json\"/>" +
+            "</packageSources><packageSourceMapping>" +
+            "<packageSource key=\"local\"><package pattern=\"QuicSend\"/><package pattern=\"QuicSend.*\"/></packageSource>" +
+            "<packageSource key=\"nuget\"><package pattern=\"*\"/></packageSource>" +
+            "</packageSourceMapping></configuration>");
+        // A private package folder, so a stale QuicSend of the same version in the user's cache cannot stand in.
+        var restored = dir.Combine("packages");
+        if (Run("dotnet", $"run -c Release -p:QuicSendVersion={Version()} -p:RestorePackagesPath={restored}", dir) != 0)
+            throw new Exception("The consumer project could not use the QuicSend package (see above).");
+    }
+    finally
+    {
+        DeleteDirectory(dir, new DeleteDirectorySettings { Recursive = true, Force = true });
+    }
 });
 
 Task("Demo")
