@@ -1,0 +1,172 @@
+using System.CommandLine;
+using QuicSend.Http;
+using Spectre.Console;
+
+namespace QuicSend.Cli;
+
+/// <summary><c>quicsend send FILE… URL</c> and <c>quicsend get URL… DEST</c>.</summary>
+internal static class TransferCommands
+{
+    public static Command Send()
+    {
+        var args = new Argument<string[]>("FILE... URL")
+        {
+            Description = "The files to upload, then the server's URL (https://HOST:4433/). Each goes to /files/<its name>; " +
+                          "with one file, a URL ending in /files/NAME stores it as NAME.",
+            Arity = new ArgumentArity(2, 100_000),
+        };
+        var setup = new ClientSetup();
+        var cmd = new Command("send", "Upload files to a `quicsend serve` server, with a progress bar each; the server verifies every file's SHA-256 before keeping it.") { args };
+        setup.AddTo(cmd);
+        cmd.SetAction((p, _) => Cli.RunAsync(async ct =>
+        {
+            var all = p.GetValue(args)!;
+            var url = ServerUrl.Parse(all[^1]);
+            var files = all[..^1];
+            var named = FileTransfer.NameFromPath(url.Path);
+            if (url.Path is not ("/" or "" or "/files" or "/files/") && named is null)
+                throw CliException.Usage($"send takes the server's URL (https://{url.Authority}/), not '{url.Path}': files are stored under /files/<name>.");
+            if (!string.IsNullOrEmpty(named) && files.Length > 1)
+                throw CliException.Usage($"the URL names one file ('{named}') but {files.Length} files were given: give https://{url.Authority}/ to keep their names.");
+            var jobs = new List<(string Local, string Remote, long Length)>();
+            foreach (var f in files)
+            {
+                var full = Path.GetFullPath(f);
+                if (Directory.Exists(full)) throw new CliException(ExitCode.LocalIo, $"'{full}' is a folder: give files (e.g. DIR/*).");
+                if (!File.Exists(full)) throw new CliException(ExitCode.LocalIo, $"'{full}' does not exist: check the path.");
+                var remote = string.IsNullOrEmpty(named) ? Path.GetFileName(full) : named;
+                if (FileTransfer.ValidateName(remote) is string why)
+                    throw CliException.Usage($"'{remote}' cannot be stored on the server: {why} Rename it, or name it with https://{url.Authority}/files/NAME.");
+                jobs.Add((full, remote, new FileInfo(full).Length));
+            }
+            await using var client = await setup.ConnectAsync(p, url, ct);
+            var results = await Transfers.RunAsync(jobs.Select(j => new Transfers.Job(j.Remote, j.Length,
+                (progress, token) => client.UploadFileAsync(j.Local, j.Remote, progress, token))).ToList(), ct);
+            foreach (var r in results)
+                Console.WriteLine($"sent {r.Name} -> {url.Base}{FileTransfer.PathFor(r.Name)}: {Format.Bytes(r.Length)} in {r.Elapsed.TotalSeconds:0.00} s " +
+                                  $"({Format.Rate(r.Length, r.Elapsed)}), verified sha256 {r.Sha256}");
+            return ExitCode.Success;
+        }));
+        return cmd;
+    }
+
+    public static Command Get()
+    {
+        var args = new Argument<string[]>("URL... DEST")
+        {
+            Description = "The files' URLs (https://HOST:4433/files/NAME, one server), then where to write: a folder, or with one URL a file path.",
+            Arity = new ArgumentArity(2, 100_000),
+        };
+        var setup = new ClientSetup();
+        var cmd = new Command("get", "Download files from a `quicsend serve` server, with a progress bar each; each is verified by SHA-256 and renamed into place only then " +
+                                     "(an existing file at the target is replaced).") { args };
+        setup.AddTo(cmd);
+        cmd.SetAction((p, _) => Cli.RunAsync(async ct =>
+        {
+            var all = p.GetValue(args)!;
+            var dest = all[^1];
+            var urls = all[..^1].Select(ServerUrl.Parse).ToList();
+            var server = urls[0];
+            if (urls.Any(u => !string.Equals(u.Authority, server.Authority, StringComparison.OrdinalIgnoreCase)))
+                throw CliException.Usage("all URLs must be on one server: run `quicsend get` once per server.");
+            var names = new List<string>();
+            foreach (var u in urls)
+            {
+                var name = FileTransfer.NameFromPath(u.Path);
+                if (string.IsNullOrEmpty(name)) throw CliException.Usage($"'{u.Original}' names no file: get takes URLs like https://{u.Authority}/files/NAME.");
+                if (FileTransfer.ValidateName(name) is string why) throw CliException.Usage($"'{u.Original}': {why}");
+                names.Add(name);
+            }
+            var destFull = Path.GetFullPath(dest);
+            bool toFolder = Directory.Exists(destFull) || Path.EndsInDirectorySeparator(dest) || urls.Count > 1;
+            if (toFolder && File.Exists(destFull))
+                throw CliException.Usage($"'{destFull}' is a file: with several URLs DEST must be a folder.");
+            if (toFolder) Directory.CreateDirectory(destFull);
+            else if (!Directory.Exists(Path.GetDirectoryName(destFull)))
+                throw new CliException(ExitCode.LocalIo, $"the folder '{Path.GetDirectoryName(destFull)}' does not exist: create it first.");
+            if (names.Distinct().Count() != names.Count) throw CliException.Usage("the same file is named twice.");
+
+            await using var client = await setup.ConnectAsync(p, server, ct);
+            var jobs = new List<Transfers.Job>();
+            foreach (var name in names)
+            {
+                var target = toFolder ? Path.Combine(destFull, name) : destFull;
+                jobs.Add(new Transfers.Job(name, null, (progress, token) => client.DownloadFileAsync(name, target, progress, token),
+                    token => LengthOfAsync(client, name, token)));
+            }
+            var results = await Transfers.RunAsync(jobs, ct);
+            foreach (var r in results)
+                Console.WriteLine($"got {r.Name} -> {r.Path}: {Format.Bytes(r.Length)} in {r.Elapsed.TotalSeconds:0.00} s " +
+                                  $"({Format.Rate(r.Length, r.Elapsed)}), verified sha256 {r.Sha256}");
+            return ExitCode.Success;
+        }));
+        return cmd;
+    }
+
+    /// <summary>The file's length from a HEAD, for the progress bar; null when the server will not say (the download then reports why).</summary>
+    private static async Task<long?> LengthOfAsync(QuicSendClient client, string name, CancellationToken ct)
+    {
+        try
+        {
+            using var r = await client.SendAsync("HEAD", FileTransfer.PathFor(name), null, null, null, ct);
+            return r.IsSuccess ? r.ContentLength : null;
+        }
+        catch (QuicException)
+        {
+            return null;
+        }
+    }
+}
+
+/// <summary>Runs transfers one after another under a live progress bar each (plain lines when the output is not a terminal).</summary>
+internal static class Transfers
+{
+    public sealed record Job(string Name, long? Length, Func<IProgress<long>, CancellationToken, Task<FileTransferResult>> Run,
+        Func<CancellationToken, Task<long?>>? Measure = null);
+
+    private sealed class TaskProgress(ProgressTask task) : IProgress<long>
+    {
+        public void Report(long value) => task.Value = Math.Min(value, task.MaxValue);
+    }
+
+    private sealed class NoProgress : IProgress<long>
+    {
+        public void Report(long value) { }
+    }
+
+    public static async Task<List<FileTransferResult>> RunAsync(IReadOnlyList<Job> jobs, CancellationToken ct)
+    {
+        var results = new List<FileTransferResult>();
+        if (!AnsiConsole.Profile.Capabilities.Interactive || Console.IsOutputRedirected)
+        {
+            foreach (var job in jobs) results.Add(await job.Run(new NoProgress(), ct));
+            return results;
+        }
+        await AnsiConsole.Progress()
+            .AutoClear(false)
+            .HideCompleted(false)
+            .Columns(new TaskDescriptionColumn(), new ProgressBarColumn(), new PercentageColumn(), new DownloadedColumn(),
+                     new TransferSpeedColumn(), new RemainingTimeColumn(), new SpinnerColumn())
+            .StartAsync(async ctx =>
+            {
+                var tasks = jobs.Select(j => ctx.AddTask(Markup.Escape(j.Name), autoStart: false, maxValue: Math.Max(1, j.Length ?? 1))).ToList();
+                for (int i = 0; i < jobs.Count; i++)
+                {
+                    var job = jobs[i];
+                    var task = tasks[i];
+                    if (job.Length is null)
+                    {
+                        if (job.Measure is not null && await job.Measure(ct) is long measured) task.MaxValue = Math.Max(1, measured);
+                        else task.IsIndeterminate = true;
+                    }
+                    task.StartTask();
+                    var r = await job.Run(new TaskProgress(task), ct);
+                    task.MaxValue = Math.Max(1, r.Length);
+                    task.Value = task.MaxValue;
+                    task.StopTask();
+                    results.Add(r);
+                }
+            });
+        return results;
+    }
+}
