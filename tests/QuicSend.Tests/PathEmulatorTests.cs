@@ -215,6 +215,110 @@ public class PathEmulatorTests
         Assert.That(flows.Min(f => f.BytesToServer), Is.GreaterThan(flows.Sum(f => f.BytesToServer) / 5), "both flows get through the shared queue");
     }
 
+    /// <summary>
+    /// Server→client bulk data to several flows at once (each flow its own back socket, all read by one
+    /// thread) must go through as well as to one flow: same share of what was sent, about the same
+    /// added delay. Compared with a one-flow run in the same test, so a busy machine slows both alike.
+    /// </summary>
+    [Test]
+    public void ServerToManyClientsDeliversLikeToOne()
+    {
+        var one = Download(flows: 1);
+        var four = Download(flows: 4);
+        TestContext.Out.WriteLine($"1 flow: {one}");
+        TestContext.Out.WriteLine($"4 flows: {four}");
+
+        Assert.That(one.Fault ?? four.Fault, Is.Null);
+        Assert.That(one.Delivered, Is.GreaterThanOrEqualTo(0.9), "one flow: nearly everything arrives (no loss was asked for)");
+        Assert.That(four.Delivered, Is.GreaterThanOrEqualTo(one.Delivered * 0.9), "four flows get what one flow gets");
+        Assert.That(four.WorstFlow, Is.GreaterThanOrEqualTo(0.8), "every flow gets its share");
+        Assert.That(four.MedianMs, Is.LessThanOrEqualTo(Math.Max(one.MedianMs, DownDelayMs) + 5), "no added delay with more flows");
+        Assert.That(four.P90Ms, Is.LessThanOrEqualTo(Math.Max(one.P90Ms * 2, DownDelayMs + 20)), "nor in the tail");
+        Assert.That(four.MedianMs, Is.GreaterThanOrEqualTo(DownDelayMs - 0.2), "never sooner than Delay");
+    }
+
+    private const int DownDelayMs = 5;
+
+    /// <param name="Delivered">Datagrams received over datagrams sent, all flows.</param>
+    /// <param name="WorstFlow">The least-served flow's received datagrams over its fair share of what arrived.</param>
+    private readonly record struct DownloadResult(double Delivered, double WorstFlow, double MedianMs, double P90Ms, Exception? Fault, string Relay)
+    {
+        public override string ToString() =>
+            $"delivered {Delivered:P1}, worst flow {WorstFlow:P0} of its share, one-way median {MedianMs:0.0} ms, 90th {P90Ms:0.0} ms; {Relay}";
+    }
+
+    /// <summary>
+    /// A UDP "server" sends ~40 MiB/s of 1200-byte stamped datagrams for 0.4 s, round-robin to
+    /// <paramref name="flows"/> clients, through a 200 MiB/s, 5 ms path (so the link never limits it).
+    /// </summary>
+    private static DownloadResult Download(int flows)
+    {
+        const int size = 1200;
+        const double rate = 40 << 20;
+        var duration = TimeSpan.FromMilliseconds(400);
+        using var server = Udp();
+        server.SendBufferSize = 4 << 20;
+        var options = PathEmulatorOptions.Symmetric(TimeSpan.FromMilliseconds(DownDelayMs), 0, 200L << 20, seed: 3);
+        using var path = new PathEmulator(LocalOf(server), options);
+        var clients = Enumerable.Range(0, flows).Select(_ => Udp()).ToArray();
+        try
+        {
+            // Each client says hello, so the relay makes its flow and the server learns where to send.
+            server.ReceiveTimeout = 2000;
+            var hello = new byte[16];
+            foreach (var c in clients)
+            {
+                c.SendTo(hello, path.ClientEndPoint);
+                server.Receive(hello);
+            }
+            var stats = path.GetFlowStats();
+            var targets = clients.Select(c => stats.Single(f => f.Client.Equals(LocalOf(c))).ServerFacing.Serialize()).ToArray();
+
+            var receiving = clients.Select(c => Run(() => Collect(c, int.MaxValue, quiet: TimeSpan.FromMilliseconds(300)))).ToArray();
+            int sent = 0;
+            Span<byte> b = stackalloc byte[size];
+            b.Clear();
+            long start = Stopwatch.GetTimestamp();
+            long end = start + (long)(duration.TotalSeconds * Stopwatch.Frequency);
+            double ticksPerDatagram = size * Stopwatch.Frequency / rate;
+            while (true)
+            {
+                long now = Stopwatch.GetTimestamp();
+                if (now >= end) break;
+                long due = start + (long)(sent * ticksPerDatagram);
+                if (due > now)
+                {
+                    if (due - now > Stopwatch.Frequency / 1000) Thread.Sleep(1);
+                    else Thread.Yield();
+                    continue;
+                }
+                int flow = sent % flows;
+                BinaryPrimitives.WriteInt32LittleEndian(b, sent);
+                BinaryPrimitives.WriteInt64LittleEndian(b[4..], Stopwatch.GetTimestamp());
+                BinaryPrimitives.WriteInt32LittleEndian(b[12..], flow);
+                server.SendTo(b, SocketFlags.None, targets[flow]);
+                sent++;
+            }
+            var got = receiving.Select(r => r.Result).ToArray();
+
+            int total = got.Sum(g => g.Count);
+            var delays = got.SelectMany(g => g).Select(a => a.OneWay.TotalMilliseconds).Order().ToArray();
+            for (int i = 0; i < flows; i++)
+                Assert.That(got[i].All(a => a.Sender == i), Is.True, $"flow {i} gets its own datagrams only");
+            return new DownloadResult(
+                total / (double)sent,
+                total == 0 ? 0 : got.Min(g => g.Count) / (total / (double)flows),
+                delays.Length == 0 ? double.MaxValue : delays[delays.Length / 2],
+                delays.Length == 0 ? double.MaxValue : delays[delays.Length * 9 / 10],
+                path.Fault,
+                $"sent {sent}, {path}");
+        }
+        finally
+        {
+            foreach (var c in clients) c.Dispose();
+        }
+    }
+
     [Test]
     public void ClientsBeyondMaxFlowsAreDroppedAndCounted()
     {
