@@ -194,12 +194,39 @@ public class StripingTests
         Assert.That(Entries(_serverDir), Is.EqualTo(new[] { "weights.bin" }), "nothing else on the server: no partial file left");
 
         var results = await serving.CollectUntilAsync(r => r.Status == 201);
+        Assert.That(results.Where(r => !r.Result.Succeeded).Select(r => r.Result.Message), Is.Empty,
+            "no chunk failed at the server (the first chunks arrive together and must share one session)");
         var chunks = results.Where(r => r.Result.Status == 202).ToList();
         Assert.That(chunks, Has.Count.EqualTo((int)(Size / Chunk)), "one answered chunk request per MiB");
         var order = chunks.Select(r => FirstByte(r.Result)).ToList();
         Assert.That(order.IndexOf(0), Is.GreaterThan(0), "the first chunk was stored after others: out-of-order arrival");
         Assert.That(chunks.Select(r => r.Connection).Distinct().Count(), Is.GreaterThanOrEqualTo(3), "chunks came over several connections");
         Assert.That(results.Single(r => r.Result.Status == 201).Result.Sha256, Is.EqualTo(_sourceHash), "the commit verified the whole file");
+    }
+
+    [Test]
+    public async Task TheFirstChunksOfAnUploadArrivingTogetherShareOneSession()
+    {
+        // Hold the first eight chunk requests until all have arrived, then let them race to start the upload.
+        const int together = 8;
+        int arrived = 0;
+        var go = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        await using var serving = new Serving(_serverDir, async req =>
+        {
+            if (HeaderCodec.Get(req.Headers, QuicSendHeaders.ContentRange) is null) return;
+            if (Interlocked.Increment(ref arrived) <= together)
+            {
+                if (Volatile.Read(ref arrived) >= together) go.TrySetResult();
+                await go.Task.WaitAsync(TimeSpan.FromSeconds(10));
+            }
+        });
+        await using var client = await ConnectPoolAsync(serving.Server, 4);
+        using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(60));
+        var result = await client.UploadFileAsync(_source, "weights.bin", null, cts.Token);
+        Assert.That(result.Sha256, Is.EqualTo(_sourceHash));
+        var results = await serving.CollectUntilAsync(r => r.Status == 201);
+        Assert.That(results.Where(r => !r.Result.Succeeded).Select(r => r.Result.Message), Is.Empty, "no chunk failed at the server");
+        Assert.That(results.Count(r => r.Result.Status == 202), Is.EqualTo((int)(Size / Chunk)), "every chunk stored once, none sent twice");
     }
 
     [Test]

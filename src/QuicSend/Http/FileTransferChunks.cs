@@ -116,19 +116,26 @@ public static partial class FileTransfer
         UploadSession session;
         try
         {
-            if (!s_uploads.TryGetValue(key, out session!))
+            bool full = false;
+            // The first chunks of an upload arrive together: one of them makes the session (and its file), under the lock.
+            lock (s_uploads)
             {
-                if (s_uploads.Count >= MaxUploadSessions)
-                    return await AnswerAsync(request, up, name, 503, $"The server holds {MaxUploadSessions} unfinished uploads already; try again later.", sw, cancellationToken).ConfigureAwait(false);
-                var temp = Path.Combine(dir, $".{name}.{id}{PartialSuffix}");
-                var file = new FileStream(temp, new FileStreamOptions
+                if (!s_uploads.TryGetValue(key, out session!))
                 {
-                    Mode = FileMode.Create, Access = FileAccess.ReadWrite, Share = FileShare.None, BufferSize = 0, Options = FileOptions.Asynchronous,
-                });
-                var fresh = new UploadSession(name, target, temp, total, file);
-                session = s_uploads.GetOrAdd(key, fresh);
-                if (session != fresh) fresh.Discard(); // another chunk created it first
+                    full = s_uploads.Count >= MaxUploadSessions;
+                    if (!full)
+                    {
+                        var temp = Path.Combine(dir, $".{name}.{id}{PartialSuffix}");
+                        var file = new FileStream(temp, new FileStreamOptions
+                        {
+                            Mode = FileMode.Create, Access = FileAccess.ReadWrite, Share = FileShare.None, BufferSize = 0, Options = FileOptions.Asynchronous,
+                        });
+                        s_uploads[key] = session = new UploadSession(name, target, temp, total, file);
+                    }
+                }
             }
+            if (full)
+                return await AnswerAsync(request, up, name, 503, $"The server holds {MaxUploadSessions} unfinished uploads already; try again later.", sw, cancellationToken).ConfigureAwait(false);
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
