@@ -49,6 +49,20 @@ pub(crate) struct Conn {
     pub(crate) goaway_received: Option<u64>,
     pub(crate) keep_alive: Option<Duration>,
     pub(crate) next_keep_alive: Option<Instant>,
+    /// A datagram quiche already made that waits here: paced for later, or it did not fit the
+    /// last batch. It goes out first, at its time; meanwhile the other connections send.
+    pub(crate) held: Option<Held>,
+    /// Its bytes: one buffer per connection, kept for reuse.
+    pub(crate) held_buf: Vec<u8>,
+}
+
+/// Where and when a held datagram goes (see `Conn::held`).
+#[derive(Clone, Copy)]
+pub(crate) struct Held {
+    pub(crate) to: std::net::SocketAddr,
+    pub(crate) from: std::net::SocketAddr,
+    pub(crate) at: Instant,
+    pub(crate) len: usize,
 }
 
 impl Conn {
@@ -81,6 +95,8 @@ impl Conn {
             goaway_received: None,
             keep_alive,
             next_keep_alive: keep_alive.map(|k| now + k),
+            held: None,
+            held_buf: Vec::new(),
         }
     }
 
@@ -112,6 +128,15 @@ impl Conn {
         } else {
             taken as i64
         }
+    }
+
+    /// Keeps a datagram quiche made for a later batch (see `held`).
+    pub(crate) fn hold(&mut self, datagram: &[u8], info: &quiche::SendInfo) {
+        if self.held_buf.len() < datagram.len() {
+            self.held_buf.resize(datagram.len().max(1500), 0);
+        }
+        self.held_buf[..datagram.len()].copy_from_slice(datagram);
+        self.held = Some(Held { to: info.to, from: info.from, at: info.at, len: datagram.len() });
     }
 
     /// The earliest time this connection needs `on_timeout`.

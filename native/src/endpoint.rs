@@ -32,15 +32,8 @@ pub(crate) const CID_LEN: usize = 16;
 const MAX_RESPONSES: usize = 1024;
 /// What a refused client is told (its QUIC error is CONNECTION_REFUSED).
 const REFUSAL_REASON: &[u8] = b"the server is at its connection limit";
-
-/// A datagram the previous batch could not take, kept for the next one.
-struct Stash {
-    conn: u64,
-    to: SocketAddr,
-    from: SocketAddr,
-    at: Instant,
-    len: usize,
-}
+/// A datagram paced for no later than this is sent now: holding it costs a wake-up worth more.
+const PACING_SLACK: Duration = Duration::from_micros(50);
 
 /// An endpoint and its connections. Opaque; use from one thread at a time.
 pub struct QsEndpoint {
@@ -64,8 +57,6 @@ pub struct QsEndpoint {
     responses: VecDeque<(SocketAddr, Vec<u8>)>,
     /// The buffer lent to the caller to receive into (see `qs_endpoint_recv_buffer`).
     rx: Vec<u8>,
-    stash: Option<Stash>,
-    stash_buf: Vec<u8>,
     touched: Vec<u64>,
     stats: QsEndpointStats,
     clock: Clock,
@@ -151,8 +142,6 @@ impl QsEndpoint {
             events: VecDeque::new(),
             responses: VecDeque::new(),
             rx: Vec::new(),
-            stash: None,
-            stash_buf: vec![0u8; 65536],
             touched: Vec::new(),
             stats: QsEndpointStats::default(),
             clock: Clock::new(),
@@ -336,31 +325,21 @@ impl QsEndpoint {
             return Some(QsTransmit { to: a, from: QsAddr::from_socket_addr(&unspecified_like(&to)), len: n, segment_size: n, delay_ns: 0 });
         }
         let now = self.clock.now;
+        let due_by = now + PACING_SLACK;
         let mut len = 0usize;
         let mut segment = 0usize;
         let mut dest: Option<(SocketAddr, SocketAddr, Instant, u64)> = None;
-        if let Some(s) = self.stash.take() {
-            buf[..s.len].copy_from_slice(&self.stash_buf[..s.len]);
-            len = s.len;
-            segment = s.len;
-            dest = Some((s.to, s.from, s.at, s.conn));
-        }
-        let mut tries = 0;
-        while tries < self.order.len() && len == 0 {
+        // One batch per connection in turn: a busy connection cannot starve the rest, and one
+        // whose next datagram is paced for later waits without holding up those that are due.
+        for _ in 0..self.order.len() {
             if self.cursor >= self.order.len() {
                 self.cursor = 0;
             }
             let id = self.order[self.cursor];
-            tries += 1;
-            self.fill(id, buf, max_segments, &mut len, &mut segment, &mut dest);
-            if len == 0 {
-                self.cursor += 1;
-            }
-        }
-        if len > 0 && segment > 0 && len % segment == 0 && len / segment < max_segments {
-            // The batch started from the stash: the same connection may have more of the same size.
-            if let Some((_, _, _, id)) = dest {
-                self.fill(id, buf, max_segments, &mut len, &mut segment, &mut dest);
+            self.cursor += 1;
+            self.fill(id, buf, max_segments, due_by, &mut len, &mut segment, &mut dest);
+            if len > 0 {
+                break;
             }
         }
         self.settle_touched();
@@ -374,12 +353,15 @@ impl QsEndpoint {
         })
     }
 
-    /// Appends datagrams of connection `id` to the batch in `buf[..*len]`.
+    /// Appends datagrams of connection `id` that are due by `due_by` to the batch in `buf[..*len]`
+    /// (empty on entry); a datagram quiche paces for later is held on the connection instead.
+    #[allow(clippy::too_many_arguments)]
     fn fill(
         &mut self,
         id: u64,
         buf: &mut [u8],
         max_segments: usize,
+        due_by: Instant,
         len: &mut usize,
         segment: &mut usize,
         dest: &mut Option<(SocketAddr, SocketAddr, Instant, u64)>,
@@ -393,6 +375,16 @@ impl QsEndpoint {
         // early keeps the wake-ups rare and the schedule intact.
         let horizon = c.q.max_release_into_future();
         let max_dgram = c.q.max_send_udp_payload_size().max(1200);
+        if let Some(h) = c.held {
+            if h.at > due_by {
+                return; // still paced: the caller's timeout brings it back at its time
+            }
+            buf[..h.len].copy_from_slice(&c.held_buf[..h.len]);
+            c.held = None;
+            *len = h.len;
+            *segment = h.len;
+            *dest = Some((h.to, h.from, h.at, id));
+        }
         loop {
             // A short datagram ends a batch (only the last may be shorter: an ACK, a padded
             // Initial, a tail), and so does the segment limit.
@@ -406,15 +398,19 @@ impl QsEndpoint {
             match c.q.send(&mut buf[*len..*len + room]) {
                 Ok((n, info)) => {
                     if *len == 0 {
+                        if info.at > due_by {
+                            c.hold(&buf[..n], &info); // paced for later: the other connections go first
+                            break;
+                        }
                         *segment = n;
                         *dest = Some((info.to, info.from, info.at, id));
                         *len = n;
-                    } else if dest.is_some_and(|d| d.0 == info.to && d.3 == id && info.at <= d.2 + horizon) && n <= *segment {
+                    } else if dest.is_some_and(|d| d.0 == info.to && info.at <= d.2 + horizon) && n <= *segment {
                         *len += n;
                     } else {
-                        // Keep it for the next batch (another destination, size, or a later release time).
-                        self.stash_buf[..n].copy_from_slice(&buf[*len..*len + n]);
-                        self.stash = Some(Stash { conn: id, to: info.to, from: info.from, at: info.at, len: n });
+                        // Another destination, size, or a later release time: it starts this connection's next batch.
+                        let (at, end) = (*len, *len + n);
+                        c.hold(&buf[at..end], &info);
                         break;
                     }
                 }
@@ -429,8 +425,15 @@ impl QsEndpoint {
         }
     }
 
+    /// The earliest connection timer, or release time of a held (paced) datagram.
     fn timeout(&self) -> Option<Instant> {
-        self.conns.values().filter_map(Conn::deadline).min()
+        self.conns
+            .values()
+            .filter_map(|c| match (c.deadline(), c.held.map(|h| h.at)) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            })
+            .min()
     }
 
     fn on_timeout(&mut self) {
