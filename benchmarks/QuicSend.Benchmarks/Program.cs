@@ -117,6 +117,23 @@ if (Engine.HasPacingSwitch)
     made?.Dispose();
 }
 
+// Fairness: N QuicSend flows (each its own connection) through one emulated bottleneck.
+var fairRows = new List<(string Name, List<FairnessResult> Runs)>();
+if (Fairness.IsSupported)
+    foreach (var (ccName, cc, flows) in new[] { (Engine.Bbr, Engine.BbrControl, 2), (Engine.Bbr, Engine.BbrControl, pool), ("CUBIC", CongestionControl.Cubic, 2) })
+    {
+        var name = $"fairness: {flows} × {ccName}";
+        if (!Selected(name)) continue;
+        var list = new List<FairnessResult>();
+        for (int i = 0; i < runs; i++)
+        {
+            var r = await Fairness.RunAsync(cc, flows);
+            list.Add(r);
+            Console.WriteLine($"  {name} #{i + 1}: {r}");
+        }
+        fairRows.Add((name, list));
+    }
+
 // Small RPCs: requests per second and latency, QuicSend beside HTTP/2, 1 / 16 / 256 in flight.
 var rpcRows = new List<(string Name, List<RpcSample> Runs)>();
 {
@@ -147,7 +164,7 @@ if (samplesPath is not null) results.Append(samplesPath);
 Console.WriteLine();
 Report.Print(results);
 #if !QUINN_PROTO_ENGINE
-PrintRpc(Console.Out);
+PrintFairnessAndRpc(Console.Out);
 #endif
 if (resultsPath is not null) WriteResults(resultsPath);
 return 0;
@@ -180,19 +197,37 @@ void WriteResults(string file)
     w.WriteLine();
     Report.Print(results, w);
 #if !QUINN_PROTO_ENGINE
-    PrintRpc(w);
+    PrintFairnessAndRpc(w);
 #endif
 }
 
 #if !QUINN_PROTO_ENGINE
-void PrintRpc(TextWriter o)
+void PrintFairnessAndRpc(TextWriter o)
 {
-    if (rpcRows.Count == 0) return;
     static double Median(IEnumerable<double> v)
     {
         var a = v.Order().ToArray();
         return a.Length % 2 == 1 ? a[a.Length / 2] : (a[a.Length / 2 - 1] + a[a.Length / 2]) / 2;
     }
+    if (fairRows.Count > 0)
+    {
+        var link = fairRows[0].Runs[0].LinkMiBs;
+        o.WriteLine();
+        o.WriteLine($"Fairness: N flows, each its own QuicSend connection, upload at once through one emulated bottleneck " +
+                    $"({link:0} MiB/s, 40 ms RTT, no random loss, one-BDP drop-tail queue); each flow's goodput over a common interval " +
+                    "after a warm-up; Jain's index (Σx)²/(n·Σx²), 1 = equal shares (medians of the runs; the flows' shares are from the median run):");
+        o.WriteLine();
+        o.WriteLine("| flows | Jain's index (min–max) | total MiB/s | % of link | each flow, MiB/s |");
+        o.WriteLine("|---|---|---|---|---|");
+        foreach (var (name, list) in fairRows)
+        {
+            var byJain = list.OrderBy(r => r.Jain).ToList();
+            var mid = byJain[byJain.Count / 2];
+            o.WriteLine($"| {name} | {mid.Jain:0.000} ({byJain[0].Jain:0.000}–{byJain[^1].Jain:0.000}) | {mid.TotalMiBs:0.0} | " +
+                        $"{100 * mid.TotalMiBs / mid.LinkMiBs:0} % | {string.Join(" / ", mid.FlowMiBs.Select(x => x.ToString("0.0")))} |");
+        }
+    }
+    if (rpcRows.Count == 0) return;
     o.WriteLine();
     o.WriteLine($"Small RPCs: 1 KiB request, 1 KiB response, K requests in flight on one connection, {runs} runs of 3 s (medians; min–max of the rate):");
     o.WriteLine();
