@@ -189,7 +189,9 @@ void WriteResults(string file)
     using var w = new StreamWriter(file);
     w.WriteLine("# Benchmark results");
     w.WriteLine();
-    w.WriteLine($"Written by `dotnet benchmarks/QuicSend.Benchmarks/bin/Release/net10.0/QuicSend.Benchmarks.dll {string.Join(' ', args)}` " +
+    // The command as run from the repository's root (the Bench target passes an absolute path).
+    var shown = args.Select(a => Path.IsPathRooted(a) ? Path.GetRelativePath(Environment.CurrentDirectory, a) : a);
+    w.WriteLine($"Written by `./build.sh --target=Bench`, which runs `dotnet benchmarks/QuicSend.Benchmarks/bin/Release/net10.0/QuicSend.Benchmarks.dll {string.Join(' ', shown)}`, " +
                 $"on {DateTime.UtcNow:yyyy-MM-dd HH:mm} UTC.");
     w.WriteLine();
     w.WriteLine($"Machine: {Environment.ProcessorCount} cores ({CpuModel()}), {Environment.OSVersion}, .NET {Environment.Version}; " +
