@@ -155,7 +155,7 @@ Task("Pack")
     CopyFile(native.CombineWithFilePath("target/release/libquicsend_native.so"), shim);
     if (Has("strip")) Run("strip", $"--strip-debug {shim}");
     CleanDirectory(packages);
-    foreach (var project in new[] { "src/QuicSend/QuicSend.csproj" })
+    foreach (var project in new[] { "src/QuicSend/QuicSend.csproj", "src/QuicSend.Cli/QuicSend.Cli.csproj" })
     {
         if (!FileExists(repo.CombineWithFilePath(project))) continue;
         if (Run("dotnet", $"pack {project} -c {configuration} -o {packages}") != 0)
