@@ -1,7 +1,8 @@
 // QuicSend build. Run through ./build.sh (which restores the pinned cake.tool):
 //   ./build.sh                  build everything, then run the demo (a local server and client move a file)
 //   ./build.sh --target=Test    build everything, then run the tests
-//   ./build.sh --target=Bench   build everything, then run the throughput benchmark
+//   ./build.sh --target=Bench   build everything, then run the benchmark (writes benchmarks/RESULTS.md)
+//   other targets: Supply, Native, Build, Pack, ConsumerTest, Demo
 // Each step is a no-op when its inputs have not changed.
 
 var target = Argument("target", "Demo");
@@ -66,11 +67,15 @@ Task("Engine")
         throw new Exception("Supplying the engine (quiche, BoringSSL) failed (see above).");
 });
 
-Task("Native")
-    .Description("Builds the Rust shim over quiche (cargo --offline against the Debian crates).")
+Task("Supply")
+    .Description("Supplies every third-party source: the quiche submodule and BoringSSL (built once), the Debian crates, the tools from apt.")
     .IsDependentOn("Prerequisites")
     .IsDependentOn("Engine")
-    .IsDependentOn("Crates")
+    .IsDependentOn("Crates");
+
+Task("Native")
+    .Description("Builds the Rust shim over quiche (cargo --offline against the Debian crates).")
+    .IsDependentOn("Supply")
     .Does(() =>
 {
     if (Run("cargo", "build --release --offline --locked", native) != 0)
