@@ -230,6 +230,20 @@ public class StripingTests
     }
 
     [Test]
+    public async Task AStripedUploadKeepsItsPartialFileNameWithinTheFileSystemLimit()
+    {
+        // A valid name of 250 bytes: its partial file (".<name>.<upload id>.partial") must be shortened to fit 255.
+        var name = new string('w', 246) + ".bin";
+        await using var serving = new Serving(_serverDir);
+        await using var client = await ConnectPoolAsync(serving.Server, 2);
+        using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(60));
+        var result = await client.UploadFileAsync(_source, name, null, cts.Token);
+        Assert.That(result.Sha256, Is.EqualTo(_sourceHash));
+        Assert.That(HashOf(Path.Combine(_serverDir, name)), Is.EqualTo(_sourceHash));
+        Assert.That(Entries(_serverDir), Is.EqualTo(new[] { name }));
+    }
+
+    [Test]
     public async Task AStripedDownloadArrivesIntactOverSeveralConnections()
     {
         File.Copy(_source, Path.Combine(_serverDir, "weights.bin"));

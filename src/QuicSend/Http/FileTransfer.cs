@@ -84,22 +84,22 @@ public static partial class FileTransfer
         return Uri.UnescapeDataString(path[RoutePrefix.Length..]);
     }
 
-    /// <summary>A fresh temporary name beside <paramref name="finalPath"/>: <c>.&lt;name&gt;.&lt;random&gt;.partial</c>.</summary>
-    internal static string TemporaryPathFor(string finalPath)
+    /// <summary>A temporary name beside <paramref name="finalPath"/>: <c>.&lt;name&gt;.&lt;random or id&gt;.partial</c>, the name shortened to fit.</summary>
+    internal static string TemporaryPathFor(string finalPath, string? id = null)
     {
         var dir = Path.GetDirectoryName(finalPath)!;
         var name = Path.GetFileName(finalPath);
-        // Keep the temporary name within the file system's 255-byte limit.
+        // Keep the temporary name within the file system's 255-byte limit (the id is at most 64).
         var shortened = new StringBuilder();
         int bytes = 0;
         foreach (var rune in name.EnumerateRunes())
         {
             bytes += rune.Utf8SequenceLength;
-            if (bytes > 200) break;
+            if (bytes > 180) break;
             shortened.Append(rune.ToString());
         }
-        var random = Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(8));
-        return Path.Combine(dir, $".{shortened}.{random}{PartialSuffix}");
+        id ??= Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(8));
+        return Path.Combine(dir, $".{shortened}.{id}{PartialSuffix}");
     }
 
     internal static void DeleteQuietly(string path)

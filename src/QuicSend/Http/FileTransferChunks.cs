@@ -125,7 +125,7 @@ public static partial class FileTransfer
                     full = s_uploads.Count >= MaxUploadSessions;
                     if (!full)
                     {
-                        var temp = Path.Combine(dir, $".{name}.{id}{PartialSuffix}");
+                        var temp = TemporaryPathFor(target, id);
                         var file = new FileStream(temp, new FileStreamOptions
                         {
                             Mode = FileMode.Create, Access = FileAccess.ReadWrite, Share = FileShare.None, BufferSize = 0, Options = FileOptions.Asynchronous,
