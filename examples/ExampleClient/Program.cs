@@ -1,26 +1,36 @@
-// The original quicsend's example client, in C#: it trusts the private root (the root.pem copied
-// to each client), connects, keeps four requests in flight, and prints the throughput of every
-// response as it completes; each completed response is followed by a new request.
+// The original quicsend's example client (example_client.py), in C#: the same command line and the
+// same output lines. It connects, keeps four requests in flight (the original: one at a time), and
+// prints the throughput of every response as it completes; each completed response is followed by a
+// new request. Every response's bytes are hashed as they stream, so what arrived is checked, not just counted.
 //
-//   dotnet ExampleClient.dll <host> <port> <root-ca.pem> [--token T] [--requests N] [--server-name NAME]
+//   dotnet ExampleClient.dll [host] [port] [cert] [--token T] [--requests N] [--server-name NAME]
 //
-// Without --requests it keeps sending until Ctrl+C. The token defaults to $QUICSEND_TOKEN, else to
-// the development token the example server uses.
+// host, port and cert default to localhost, 4433 and server.pem, as the original's. cert is, as there,
+// the server's own certificate: it is pinned (the server must present exactly it) and its name is
+// checked. A CA certificate given there instead (basicConstraints CA:TRUE) is trusted as a root.
+// The server name defaults to the host when the certificate covers it, else to the pinned
+// certificate's own name (the original's README certificate: CN=catid.io, the name the original
+// always uses). Without --requests it keeps sending until Ctrl+C. The token defaults to
+// $QUICSEND_TOKEN, else to the original's AUTH_TOKEN_PLACEHOLDER, with a warning.
 using System.Diagnostics;
 using System.Net;
 using System.Net.Sockets;
+using System.Security.Cryptography;
+using System.Security.Cryptography.X509Certificates;
 using QuicSend;
 using QuicSend.Http;
 using QuicSend.Transport;
 
-const string DevelopmentToken = "quicsend-dev-token";
+const string DevelopmentToken = "AUTH_TOKEN_PLACEHOLDER"; // the original examples' token
 const int InFlight = 4;
-const string Usage = "usage: ExampleClient <host> <port> <root-ca.pem> [--token T] [--requests N] [--server-name NAME]";
+const string Usage = "usage: ExampleClient [host] [port] [cert] [--token T] [--requests N] [--server-name NAME]\n" +
+                     "  host localhost, port 4433 and cert server.pem by default (as the original example_client.py);\n" +
+                     "  cert is the server's certificate (pinned) or the CA that signed it (trusted as a root)";
 
 var positional = new List<string>();
 string? token = null;
 long limit = long.MaxValue;
-string serverName = "localhost";
+string? serverName = null;
 for (int i = 0; i < args.Length; i++)
 {
     string? Value() => i + 1 < args.Length ? args[++i] : null;
@@ -45,31 +55,54 @@ for (int i = 0; i < args.Length; i++)
         return 2;
     }
 }
-if (positional.Count != 3)
+if (positional.Count > 3)
 {
-    Console.Error.WriteLine($"error: expected 3 arguments (host, port, root certificate), got {positional.Count}.\n{Usage}");
+    Console.Error.WriteLine($"error: expected at most 3 arguments (host, port, certificate), got {positional.Count}.\n{Usage}");
     return 2;
 }
-var host = positional[0];
-if (!int.TryParse(positional[1], out var port) || port is < 1 or > 65535)
+var host = positional.Count > 0 ? positional[0] : "localhost";
+var portText = positional.Count > 1 ? positional[1] : "4433";
+if (!int.TryParse(portText, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var port) || port is < 1 or > 65535)
 {
-    Console.Error.WriteLine($"error: '{positional[1]}' is not a port number (1-65535).\n{Usage}");
+    Console.Error.WriteLine($"error: '{portText}' is not a port number (1-65535).\n{Usage}");
     return 2;
 }
-var rootPath = Path.GetFullPath(positional[2]);
-if (!File.Exists(rootPath))
+var certPath = Path.GetFullPath(positional.Count > 2 ? positional[2] : "server.pem");
+if (!File.Exists(certPath))
 {
-    Console.Error.WriteLine($"error: cannot read the root certificate '{rootPath}': the file does not exist.");
+    Console.Error.WriteLine($"error: cannot read the server certificate '{certPath}': the file does not exist.");
     return 1;
 }
+X509Certificate2 cert;
+try
+{
+    var all = new X509Certificate2Collection();
+    all.ImportFromPemFile(certPath);
+    if (all.Count == 0) throw new CryptographicException("it holds no '-----BEGIN CERTIFICATE-----' block");
+    cert = all[0];
+}
+catch (CryptographicException e)
+{
+    Console.Error.WriteLine($"error: cannot read the server certificate '{certPath}': {e.Message}");
+    return 1;
+}
+// A CA vouches for servers (trust it as a root); anything else, v1 certificates without extensions
+// included, is the server's own certificate (pin it).
+bool isCa = cert.Extensions.OfType<X509BasicConstraintsExtension>().Any(b => b.CertificateAuthority);
+
 token ??= Environment.GetEnvironmentVariable("QUICSEND_TOKEN");
-if (string.IsNullOrEmpty(token)) token = DevelopmentToken;
+if (string.IsNullOrEmpty(token))
+{
+    token = DevelopmentToken;
+    Console.Error.WriteLine($"warning: no --token and no QUICSEND_TOKEN: using the original examples' token '{DevelopmentToken}' (for development only).");
+}
 
 if (!IPAddress.TryParse(host, out var address))
 {
     try
     {
         var found = await Dns.GetHostAddressesAsync(host);
+        // IPv4 first: the original server listens on IPv4 only.
         address = found.FirstOrDefault(a => a.AddressFamily == AddressFamily.InterNetwork) ?? found.First();
     }
     catch (Exception e) when (e is SocketException or InvalidOperationException)
@@ -78,6 +111,21 @@ if (!IPAddress.TryParse(host, out var address))
         return 1;
     }
 }
+
+string nameSource;
+if (serverName is not null) nameSource = "--server-name";
+else if (isCa || cert.MatchesHostname(host)) (serverName, nameSource) = (host, "the host");
+else (serverName, nameSource) = (cert.GetNameInfo(X509NameType.DnsName, forIssuer: false), "the pinned certificate");
+if (string.IsNullOrEmpty(serverName))
+{
+    Console.Error.WriteLine($"error: the certificate '{certPath}' names no host and does not cover '{host}': pass --server-name NAME.");
+    return 1;
+}
+var transport = new QuicClientOptions();
+if (isCa) transport.TrustedRootPaths.Add(certPath);
+else transport.PinnedServerCertificatePaths.Add(certPath);
+Console.WriteLine($"Server certificate: {cert.Subject} from {certPath}: " +
+                  (isCa ? "a CA, trusted as a root" : "the server's own, pinned") + $"; server name '{serverName}' ({nameSource}).");
 
 using var stop = new CancellationTokenSource();
 Console.CancelKeyPress += (_, e) =>
@@ -92,7 +140,7 @@ try
 {
     client = await QuicSendClient.ConnectAsync(new IPEndPoint(address, port), new QuicSendClientOptions
     {
-        Transport = new QuicClientOptions { TrustedRootPaths = { rootPath } },
+        Transport = transport,
         Token = token,
         ServerName = serverName,
     }, stop.Token);
@@ -103,7 +151,9 @@ catch (OperationCanceledException)
 }
 catch (Exception e) when (e is QuicException or QuicConfigurationException or IOException or UnauthorizedAccessException or ArgumentException)
 {
-    Console.Error.WriteLine($"error: cannot connect to {host}:{port} as '{serverName}': {e.Message}");
+    var hint = e is QuicException { HandshakeFailure: HandshakeFailure.NameMismatch }
+        ? " (pass the name the server's certificate carries with --server-name; the original quicsend's certificates name catid.io)" : "";
+    Console.Error.WriteLine($"error: cannot connect to {host}:{port} as '{serverName}': {e.Message}{hint}");
     return 1;
 }
 
@@ -112,8 +162,10 @@ Exception? failure = null;
 var total = Stopwatch.StartNew();
 await using (client)
 {
-    Console.WriteLine($"OnConnect: connected to {address}:{port} (server name '{serverName}'); sending {InFlight} requests at once"
-                      + (limit == long.MaxValue ? ", until Ctrl+C." : $", {limit} in all."));
+    // The original's cid is the connection's number in the client: this client has one.
+    const int ConnectionNumber = 1;
+    Console.WriteLine($"OnConnect: cid={ConnectionNumber} addr={new IPEndPoint(address, port)}");
+    Console.WriteLine($"Sending {InFlight} requests at once" + (limit == long.MaxValue ? ", until Ctrl+C." : $", {limit} in all."));
 
     async Task WorkerAsync()
     {
@@ -127,15 +179,22 @@ await using (client)
             if (!response.IsSuccess)
             {
                 string text;
-                try { text = await response.ReadTextAsync(stop.Token); } catch (IOException) { text = "(no message)"; }
+                try { text = await response.ReadTextAsync(stop.Token); } catch (Exception e) when (e is IOException or InvalidDataException) { text = "(no message)"; }
                 throw new IOException($"request #{n} was answered {response.Status}: {text}");
             }
             long received = 0;
             int got;
-            // Hashed as it streams, so what arrived can be checked, not just counted.
-            using var sha = System.Security.Cryptography.IncrementalHash.CreateHash(System.Security.Cryptography.HashAlgorithmName.SHA256);
+            var sample = new byte[32];
+            int sampled = 0;
+            using var sha = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
             while ((got = await response.Body.ReadAsync(buffer, stop.Token)) > 0)
             {
+                if (sampled < sample.Length)
+                {
+                    var take = Math.Min(got, sample.Length - sampled);
+                    buffer.AsSpan(0, take).CopyTo(sample.AsSpan(sampled));
+                    sampled += take;
+                }
                 received += got;
                 sha.AppendData(buffer, 0, got);
             }
@@ -144,9 +203,15 @@ await using (client)
             var seconds = sw.Elapsed.TotalSeconds;
             Interlocked.Add(ref bytes, received);
             var done = Interlocked.Increment(ref completed);
-            Console.WriteLine($"Throughput: {received / 1048576.0 / seconds:0.00} MiB/s " +
-                              $"(response {done}: request #{n}, status {response.Status}, hinfo={response.HeaderInfo ?? "None"}, {received} bytes in {seconds:0.00} s, " +
-                              $"sha256 {Convert.ToHexStringLower(sha.GetHashAndReset())})");
+            var hex = string.Join(' ', sample.Take(sampled).Select(b => b.ToString("x2")));
+            // One write, so the lines of responses completing together do not interleave.
+            Console.Write(
+                $"Throughput: {received / 1e6 / seconds:0.00} MB/s\n" +
+                $"OnResponse: cid={ConnectionNumber} rid={response.RequestId} hinfo={response.HeaderInfo ?? "None"} status={response.Status} " +
+                $"ct={response.ContentType} len={received}\n" +
+                $"Sample ({sampled} bytes): {hex}{(received > sampled ? " ..." : "")}\n" +
+                $"Checked: response {done} (request #{n}, rid={response.RequestId}): {received} bytes in {seconds:0.00} s, " +
+                $"sha256 {Convert.ToHexStringLower(sha.GetHashAndReset())}\n");
         }
     }
 
@@ -166,7 +231,7 @@ await using (client)
     await Task.WhenAll(workers);
 }
 var elapsed = total.Elapsed.TotalSeconds;
-Console.WriteLine($"Done: {completed} responses, {bytes >> 20} MiB in {elapsed:0.00} s ({bytes / 1048576.0 / elapsed:0.00} MiB/s overall).");
+Console.WriteLine($"Done: {completed} responses, {bytes >> 20} MiB in {elapsed:0.00} s ({bytes / 1e6 / elapsed:0.00} MB/s overall).");
 if (failure is not null)
 {
     Console.Error.WriteLine($"error: {failure.Message}");

@@ -1,19 +1,24 @@
-// The original quicsend's example server, in C#: it listens with a certificate from the private
-// root, reports connects, timeouts and requests through the polling API, and answers every
-// request with a 512 MiB body (the client measures throughput with it).
+// The original quicsend's example server (example_server.py), in C#: the same command line, the
+// same output lines, and the same answer to every request, a 512 MiB body of 'A' (the client
+// measures throughput with it). It reports connects, timeouts and requests through the polling API.
 //
-//   dotnet ExampleServer.dll <port> <server-cert.pem> <server-key.pem> [--token T] [--seconds N]
+//   dotnet ExampleServer.dll [port] [cert] [key] [--token T] [--seconds N]
 //
-// The token defaults to $QUICSEND_TOKEN, else to a development token printed at start.
+// port, cert and key default to 4433, server.pem and server.key, as the original's. It listens on
+// both IPv6 and IPv4 (the original: IPv4 only) and accepts the original quicsend client as well as
+// QuicSend's (QuicSendServerOptions.OriginalClientCompatibility; docs/compatibility.md). The token
+// defaults to $QUICSEND_TOKEN, else to the original's AUTH_TOKEN_PLACEHOLDER, with a warning: that
+// one is for development only.
 using System.Diagnostics;
 using System.Net;
 using QuicSend;
 using QuicSend.Http;
 using QuicSend.Transport;
 
-const string DevelopmentToken = "quicsend-dev-token";
+const string DevelopmentToken = "AUTH_TOKEN_PLACEHOLDER"; // the original examples' token
 const long ResponseSize = 512L << 20;
-const string Usage = "usage: ExampleServer <port> <server-cert.pem> <server-key.pem> [--token T] [--seconds N]";
+const string Usage = "usage: ExampleServer [port] [cert] [key] [--token T] [--seconds N]\n" +
+                     "  port 4433, cert server.pem and key server.key by default (as the original example_server.py)";
 
 var positional = new List<string>();
 string? token = null;
@@ -45,18 +50,19 @@ for (int i = 0; i < args.Length; i++)
         return 2;
     }
 }
-if (positional.Count != 3)
+if (positional.Count > 3)
 {
-    Console.Error.WriteLine($"error: expected 3 arguments (port, certificate, key), got {positional.Count}.\n{Usage}");
+    Console.Error.WriteLine($"error: expected at most 3 arguments (port, certificate, key), got {positional.Count}.\n{Usage}");
     return 2;
 }
-if (!int.TryParse(positional[0], out var port) || port is < 0 or > 65535)
+var portText = positional.Count > 0 ? positional[0] : "4433";
+if (!int.TryParse(portText, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var port) || port > 65535)
 {
-    Console.Error.WriteLine($"error: '{positional[0]}' is not a port number (0-65535).\n{Usage}");
+    Console.Error.WriteLine($"error: '{portText}' is not a port number (0-65535).\n{Usage}");
     return 2;
 }
-var certPath = Path.GetFullPath(positional[1]);
-var keyPath = Path.GetFullPath(positional[2]);
+var certPath = Path.GetFullPath(positional.Count > 1 ? positional[1] : "server.pem");
+var keyPath = Path.GetFullPath(positional.Count > 2 ? positional[2] : "server.key");
 foreach (var (what, path) in new[] { ("server certificate", certPath), ("server key", keyPath) })
 {
     if (!File.Exists(path))
@@ -70,7 +76,8 @@ token ??= Environment.GetEnvironmentVariable("QUICSEND_TOKEN");
 if (string.IsNullOrEmpty(token))
 {
     token = DevelopmentToken;
-    Console.WriteLine($"No --token and no QUICSEND_TOKEN: using the development token '{DevelopmentToken}' (never on the Internet).");
+    Console.Error.WriteLine($"warning: no --token and no QUICSEND_TOKEN: using the original examples' token '{DevelopmentToken}'. " +
+                            "It is for development only: everyone knows it, so never use it on a network you do not control.");
 }
 
 // The 512 MiB answer is one 1 MiB block of 'A' repeated: nothing large is allocated, per request or at all.
@@ -98,6 +105,8 @@ try
             PrivateKeyPath = keyPath,
         },
         Tokens = [token],
+        // The original quicsend client sends ':path' without its '/' and 'Bearer Bearer <token>' with a body.
+        OriginalClientCompatibility = true,
     });
 }
 catch (Exception e) when (e is QuicException or QuicConfigurationException or IOException or UnauthorizedAccessException or ArgumentException)
@@ -110,10 +119,12 @@ long requests = 0, answered = 0, failed = 0;
 var uptime = Stopwatch.StartNew();
 await using (server)
 {
-    Console.WriteLine($"Listening on UDP port {server.LocalEndPoint.Port} (HTTP/3 over QUIC, TLS 1.3); every request gets {ResponseSize >> 20} MiB."
+    Console.WriteLine($"Listening on UDP port {server.LocalEndPoint.Port} (HTTP/3 over QUIC, TLS 1.3; QuicSend and original quicsend clients); " +
+                      $"every request gets {ResponseSize >> 20} MiB."
                       + (seconds is double d ? $" Stopping after {d:0.#} s." : " Ctrl+C stops."));
 
-    void OnConnect(long connectionId) => Console.WriteLine($"OnConnect: cid={connectionId}");
+    void OnConnect(long connectionId) =>
+        Console.WriteLine($"OnConnect: cid={connectionId} addr={server.GetRemoteEndPoint(connectionId)?.ToString() ?? "None"}");
 
     void OnTimeout(long connectionId) => Console.WriteLine($"OnTimeout: cid={connectionId}");
 

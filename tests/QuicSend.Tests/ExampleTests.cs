@@ -63,7 +63,12 @@ public class ExampleTests
         private readonly TaskCompletionSource _errDone = new(TaskCreationOptions.RunContinuationsAsynchronously);
         private readonly string _name;
 
-        public Running(string dll, params string[] args)
+        public Running(string dll, params string[] args) : this(null, dll, args) { }
+
+        /// <summary>Starts the example in <paramref name="workingDirectory"/> (where the original's default file names are looked up).</summary>
+        public static Running In(string workingDirectory, string dll, params string[] args) => new(workingDirectory, dll, args);
+
+        private Running(string? workingDirectory, string dll, string[] args)
         {
             _name = Path.GetFileNameWithoutExtension(dll);
             var psi = new ProcessStartInfo(Environment.GetEnvironmentVariable("DOTNET_HOST_PATH") ?? "dotnet")
@@ -71,6 +76,7 @@ public class ExampleTests
                 RedirectStandardOutput = true,
                 RedirectStandardError = true,
                 UseShellExecute = false,
+                WorkingDirectory = workingDirectory ?? "",
             };
             psi.ArgumentList.Add(dll);
             foreach (var a in args) psi.ArgumentList.Add(a);
@@ -135,8 +141,55 @@ public class ExampleTests
         }
     }
 
+    /// <summary>The SHA-256 of the example server's answer: 512 blocks of 1 MiB of 'A'.</summary>
+    private static readonly Lazy<string> AnswerHash = new(() =>
+    {
+        var block = new byte[1 << 20];
+        Array.Fill(block, (byte)'A');
+        using var h = System.Security.Cryptography.IncrementalHash.CreateHash(System.Security.Cryptography.HashAlgorithmName.SHA256);
+        for (int i = 0; i < 512; i++) h.AppendData(block);
+        return Convert.ToHexStringLower(h.GetHashAndReset());
+    });
+
+    /// <summary>
+    /// Checks a client's run of <paramref name="count"/> requests: each response announced with the
+    /// original's lines (Throughput, OnResponse, Sample) and checked byte for byte (Checked: the
+    /// SHA-256 of all 512 MiB), every request answered exactly once, the total in the Done line.
+    /// </summary>
+    private static void AssertResponses(Running client, int count)
+    {
+        var output = client.Output;
+        var throughput = Regex.Matches(output, @"^Throughput: ([0-9.]+) MB/s$", RegexOptions.Multiline);
+        var responses = Regex.Matches(output, @"^OnResponse: cid=1 rid=(\d+) hinfo=(.*) status=(\d+) ct=(\S+) len=(\d+)$", RegexOptions.Multiline);
+        var samples = Regex.Matches(output, @"^Sample \(32 bytes\): (41 ){31}41 \.\.\.$", RegexOptions.Multiline);
+        var checks = Regex.Matches(output, @"^Checked: response (\d+) \(request #(\d+), rid=(\d+)\): (\d+) bytes in [0-9.]+ s, sha256 ([0-9a-f]{64})$", RegexOptions.Multiline);
+        Assert.That(throughput, Has.Count.EqualTo(count), "one Throughput line per response");
+        Assert.That(responses, Has.Count.EqualTo(count), "one OnResponse line per response");
+        Assert.That(samples, Has.Count.EqualTo(count), "one Sample line per response, 32 bytes of 'A'");
+        Assert.That(checks, Has.Count.EqualTo(count), "one Checked line per response");
+        foreach (Match m in throughput)
+            Assert.That(double.Parse(m.Groups[1].Value, System.Globalization.CultureInfo.InvariantCulture), Is.GreaterThan(0), m.Value);
+        foreach (Match m in responses)
+        {
+            Assert.That(m.Groups[2].Value, Is.EqualTo("{\"foo\": \"bar\"}"), "the server echoes quicsend-header-info");
+            Assert.That(m.Groups[3].Value, Is.EqualTo("200"), m.Value);
+            Assert.That(m.Groups[4].Value, Is.EqualTo("application/octet-stream"), m.Value);
+            Assert.That(m.Groups[5].Value, Is.EqualTo("536870912"), "each response is 512 MiB");
+        }
+        foreach (Match m in checks)
+        {
+            Assert.That(m.Groups[4].Value, Is.EqualTo("536870912"), m.Value);
+            Assert.That(m.Groups[5].Value, Is.EqualTo(AnswerHash.Value), "each response's bytes are the server's, byte for byte");
+        }
+        var all = Enumerable.Range(1, count).Select(i => i.ToString()).ToArray();
+        Assert.That(responses.Select(m => m.Groups[1].Value), Is.EquivalentTo(all), "rids 1.., each answered once");
+        Assert.That(checks.Select(m => m.Groups[1].Value), Is.EquivalentTo(all), "responses 1.., each once");
+        Assert.That(checks.Select(m => m.Groups[2].Value), Is.EquivalentTo(all), "requests #1.., each answered once");
+        Assert.That(output, Does.Contain($"Done: {count} responses, {count * 512} MiB"));
+    }
+
     [Test]
-    public async Task TheExampleClientGetsThreeResponsesFromTheExampleServerAndPrintsTheirThroughput()
+    public async Task TheExampleClientGetsThreeResponsesFromTheExampleServerAndPrintsTheOriginalsLines()
     {
         var port = FreeUdpPort();
         using var server = new Running(ExampleDll("ExampleServer"), port.ToString(), Pem("server.pem"), Pem("server.key"),
@@ -144,44 +197,95 @@ public class ExampleTests
         await server.WaitForOutputAsync("Listening on UDP port", TimeSpan.FromSeconds(15));
 
         var sw = Stopwatch.StartNew();
+        // A CA certificate as cert: trusted as a root.
         using var client = new Running(ExampleDll("ExampleClient"), "127.0.0.1", port.ToString(), Pem("root.pem"),
             "--token", Token, "--requests", "3", "--server-name", "localhost");
         var code = await client.WaitForExitAsync(TimeSpan.FromSeconds(45));
-
-        var lines = Regex.Matches(client.Output, @"^Throughput: ([0-9.]+) MiB/s \(response (\d+): request #(\d+), status (\d+), .*, (\d+) bytes in .*, sha256 ([0-9a-f]{64})\)$", RegexOptions.Multiline);
         TestContext.Out.WriteLine($"client finished in {sw.Elapsed.TotalSeconds:0.0} s:\n{client.Output}{client.Errors}");
         Assert.That(code, Is.Zero, $"client exit code; stderr: {client.Errors}");
-        Assert.That(lines, Has.Count.EqualTo(3), "three throughput lines");
-        // The server's answer is 512 blocks of 1 MiB of 'A': each response must be exactly that, byte for byte.
-        var block = new byte[1 << 20];
-        Array.Fill(block, (byte)'A');
-        using var expected = System.Security.Cryptography.IncrementalHash.CreateHash(System.Security.Cryptography.HashAlgorithmName.SHA256);
-        for (int i = 0; i < 512; i++) expected.AppendData(block);
-        var expectedHash = Convert.ToHexStringLower(expected.GetHashAndReset());
-        foreach (Match m in lines)
-        {
-            Assert.That(double.Parse(m.Groups[1].Value, System.Globalization.CultureInfo.InvariantCulture), Is.GreaterThan(0), m.Value);
-            Assert.That(m.Groups[4].Value, Is.EqualTo("200"), m.Value);
-            Assert.That(m.Groups[5].Value, Is.EqualTo("536870912"), "each response is 512 MiB");
-            Assert.That(m.Groups[6].Value, Is.EqualTo(expectedHash), "each response's bytes are the server's");
-        }
-        Assert.That(lines.Select(m => m.Groups[2].Value), Is.EquivalentTo(new[] { "1", "2", "3" }), "responses 1 to 3, each once");
-        Assert.That(lines.Select(m => m.Groups[3].Value), Is.EquivalentTo(new[] { "1", "2", "3" }), "requests #1 to #3, each answered once");
-        Assert.That(client.Output, Does.Contain("Done: 3 responses, 1536 MiB"));
+        Assert.That(client.Output, Does.Contain("a CA, trusted as a root; server name 'localhost' (--server-name)"));
+        Assert.That(client.Output, Does.Contain($"OnConnect: cid=1 addr=127.0.0.1:{port}"));
+        AssertResponses(client, 3);
+        Assert.That(client.Errors, Does.Not.Contain("warning"), "a token was given");
 
         await server.WaitForOutputAsync("(#3)", TimeSpan.FromSeconds(5));
-        Assert.That(server.Output, Does.Contain("OnConnect: cid=1"));
-        Assert.That(Regex.Matches(server.Output, "^OnRequest: ", RegexOptions.Multiline), Has.Count.EqualTo(3));
-        Assert.That(server.Output, Does.Contain("hinfo={\"foo\": \"bar\"}"));
+        Assert.That(server.Output, Does.Contain("OnConnect: cid=1 addr="));
+        var requests = Regex.Matches(server.Output, @"^OnRequest: cid=1 rid=(\d+) hinfo=\{""foo"": ""bar""\} path=/simple.txt ct=application/octet-stream len=0 \(#\d\)$", RegexOptions.Multiline);
+        Assert.That(requests, Has.Count.EqualTo(3), server.Output);
+        Assert.That(requests.Select(m => long.Parse(m.Groups[1].Value)).Distinct().Count(), Is.EqualTo(3), "three request streams");
+    }
+
+    /// <summary>
+    /// The original's own files and command lines: its README's certificates (server.pem: X.509 v1,
+    /// CN=catid.io only) in the working directory, the server given only its port, the client only
+    /// host and port, no token. The client pins server.pem and checks the name catid.io in it.
+    /// </summary>
+    [Test]
+    public async Task TheExamplesRunWithTheOriginalsFilesCommandLinesAndToken()
+    {
+        OriginalPki.Save(_work.FullName);
+        var port = FreeUdpPort();
+        using var server = Running.In(_work.FullName, ExampleDll("ExampleServer"), port.ToString(), "--seconds", "55");
+        await server.WaitForOutputAsync("Listening on UDP port", TimeSpan.FromSeconds(15));
+        Assert.That(server.Errors, Does.Contain("warning:").And.Contain("'AUTH_TOKEN_PLACEHOLDER'").And.Contain("development only"));
+
+        using (var client = Running.In(_work.FullName, ExampleDll("ExampleClient"), "127.0.0.1", port.ToString(), "--requests", "2"))
+        {
+            var code = await client.WaitForExitAsync(TimeSpan.FromSeconds(45));
+            Assert.That(code, Is.Zero, $"client exit code; stderr: {client.Errors}");
+            Assert.That(client.Errors, Does.Contain("warning:").And.Contain("'AUTH_TOKEN_PLACEHOLDER'"));
+            Assert.That(client.Output, Does.Contain($"Server certificate: CN=catid.io from {Pem("server.pem")}: the server's own, pinned; server name 'catid.io' (the pinned certificate)."));
+            AssertResponses(client, 2);
+        }
+        // The README's root given as cert instead: trusted as a root; the name must then be given.
+        using (var client = Running.In(_work.FullName, ExampleDll("ExampleClient"), "127.0.0.1", port.ToString(), "root_quicsend.crt",
+                   "--requests", "1", "--server-name", "catid.io"))
+        {
+            var code = await client.WaitForExitAsync(TimeSpan.FromSeconds(45));
+            Assert.That(code, Is.Zero, $"client exit code; stderr: {client.Errors}");
+            Assert.That(client.Output, Does.Contain("a CA, trusted as a root; server name 'catid.io' (--server-name)"));
+            AssertResponses(client, 1);
+        }
+        using (var client = Running.In(_work.FullName, ExampleDll("ExampleClient"), "127.0.0.1", port.ToString(), "root_quicsend.crt", "--requests", "1"))
+        {
+            Assert.That(await client.WaitForExitAsync(TimeSpan.FromSeconds(30)), Is.Not.Zero);
+            Assert.That(client.Errors, Does.Contain("not valid for the name '127.0.0.1'").And.Contain("--server-name").And.Contain("catid.io"));
+        }
+        await server.WaitForOutputAsync("(#3)", TimeSpan.FromSeconds(5));
+        Assert.That(Regex.Matches(server.Output, "^OnRequest: .* path=/simple.txt ", RegexOptions.Multiline), Has.Count.EqualTo(3));
+    }
+
+    /// <summary>Both examples with no argument at all, as `python example_server.py` and `python example_client.py`: port 4433, localhost, server.pem, server.key.</summary>
+    [Test]
+    public async Task TheExamplesRunWithNoArgumentsAtAll()
+    {
+        try
+        {
+            using var probe = new Socket(AddressFamily.InterNetworkV6, SocketType.Dgram, ProtocolType.Udp) { DualMode = true };
+            probe.Bind(new IPEndPoint(IPAddress.IPv6Any, 4433));
+        }
+        catch (SocketException)
+        {
+            Assert.Ignore("UDP port 4433, the original's default, is in use on this machine.");
+        }
+        OriginalPki.Save(_work.FullName);
+        using var server = Running.In(_work.FullName, ExampleDll("ExampleServer"), "--seconds", "40");
+        await server.WaitForOutputAsync("Listening on UDP port 4433 ", TimeSpan.FromSeconds(15));
+        using var client = Running.In(_work.FullName, ExampleDll("ExampleClient"), "--requests", "1");
+        var code = await client.WaitForExitAsync(TimeSpan.FromSeconds(30));
+        Assert.That(code, Is.Zero, $"client exit code; stderr: {client.Errors}");
+        Assert.That(client.Output, Does.Contain("OnConnect: cid=1 addr=127.0.0.1:4433"), "localhost, IPv4 first as the original server listens");
+        AssertResponses(client, 1);
     }
 
     [Test]
-    public async Task TheServerStopsByItselfAfterSecondsAndTellsWhichTokenItUses()
+    public async Task TheServerStopsByItselfAfterSecondsAndWarnsAboutTheDevelopmentToken()
     {
         using var server = new Running(ExampleDll("ExampleServer"), "0", Pem("server.pem"), Pem("server.key"), "--seconds", "1");
         var code = await server.WaitForExitAsync(TimeSpan.FromSeconds(20));
         Assert.That(code, Is.Zero, server.Errors);
-        Assert.That(server.Output, Does.Contain("development token 'quicsend-dev-token'"));
+        Assert.That(server.Errors, Does.Contain("warning: no --token and no QUICSEND_TOKEN: using the original examples' token 'AUTH_TOKEN_PLACEHOLDER'"));
+        Assert.That(server.Errors, Does.Contain("development only"));
         Assert.That(server.Output, Does.Contain("Stopped after"));
     }
 
@@ -200,10 +304,27 @@ public class ExampleTests
             Assert.That(await s.WaitForExitAsync(TimeSpan.FromSeconds(20)), Is.Not.Zero);
             Assert.That(s.Errors, Does.Contain("not-a-port").And.Contain("usage:"));
         }
+        using (var s = new Running(ExampleDll("ExampleServer"), "0", Pem("server.pem"), Pem("server.key"), "extra"))
+        {
+            Assert.That(await s.WaitForExitAsync(TimeSpan.FromSeconds(20)), Is.Not.Zero);
+            Assert.That(s.Errors, Does.Contain("at most 3 arguments").And.Contain("usage:"));
+        }
+        // The original's default file names are looked up in the working directory.
+        var empty = _work.CreateSubdirectory("empty").FullName;
+        using (var s = Running.In(empty, ExampleDll("ExampleServer"), "0", "--seconds", "5"))
+        {
+            Assert.That(await s.WaitForExitAsync(TimeSpan.FromSeconds(20)), Is.Not.Zero);
+            Assert.That(s.Errors, Does.Contain("server certificate").And.Contain(Path.Combine(empty, "server.pem")));
+        }
+        using (var c = Running.In(empty, ExampleDll("ExampleClient")))
+        {
+            Assert.That(await c.WaitForExitAsync(TimeSpan.FromSeconds(20)), Is.Not.Zero);
+            Assert.That(c.Errors, Does.Contain("server certificate").And.Contain(Path.Combine(empty, "server.pem")));
+        }
         using (var c = new Running(ExampleDll("ExampleClient"), "127.0.0.1", "4433", missing))
         {
             Assert.That(await c.WaitForExitAsync(TimeSpan.FromSeconds(20)), Is.Not.Zero);
-            Assert.That(c.Errors, Does.Contain("root certificate").And.Contain(missing));
+            Assert.That(c.Errors, Does.Contain("server certificate").And.Contain(missing));
         }
 
         // A wrong token: the server's 401 message is shown.
@@ -222,6 +343,15 @@ public class ExampleTests
         {
             Assert.That(await c.WaitForExitAsync(TimeSpan.FromSeconds(20)), Is.Not.Zero);
             Assert.That(c.Errors, Does.Contain("cannot connect"));
+        }
+        // A pinned server certificate that is not the one the server presents (same root, same names): refused.
+        CertificateTool.IssueServer(CertificateTool.CreateRootCa("QuicSend Example Test Root"), ["localhost"], [IPAddress.Loopback])
+            .Save(Pem("impostor.pem"), Pem("impostor.key"));
+        using (var c = new Running(ExampleDll("ExampleClient"), "127.0.0.1", port.ToString(), Pem("impostor.pem"), "--token", Token, "--requests", "1"))
+        {
+            Assert.That(await c.WaitForExitAsync(TimeSpan.FromSeconds(20)), Is.Not.Zero);
+            Assert.That(c.Output, Does.Contain("the server's own, pinned"));
+            Assert.That(c.Errors, Does.Contain("cannot connect").And.Contain("pinned"));
         }
     }
 }

@@ -21,6 +21,24 @@ public sealed class QuicSendServerOptions
     /// <summary>Largest request body accepted: a larger declared content-length gets 413; a body that
     /// grows past it while streaming is cut off with H3_EXCESSIVE_LOAD.</summary>
     public long MaxRequestBodySize { get; init; } = 1L << 40;
+
+    /// <summary>
+    /// Accept requests from the original quicsend client (C++ over quiche, driven from Python) as it
+    /// sends them (docs/compatibility.md). Off by default. On:
+    /// <list type="bullet">
+    /// <item>a <c>:path</c> without the leading slash (<c>simple.txt</c>) is accepted and normalised:
+    /// handlers see <see cref="QuicSendRequest.Path"/> (and the <c>:path</c> entry of
+    /// <see cref="QuicSendMessage.Headers"/>) as <c>/simple.txt</c>, the same as from a QuicSend client;</item>
+    /// <item>the token may come as <c>authorization: Bearer Bearer &lt;token&gt;</c> (the original adds the
+    /// prefix twice on requests with a body) as well as <c>Bearer &lt;token&gt;</c>; it is still checked
+    /// (the original server never checked it).</item>
+    /// </list>
+    /// Off, such a path is refused with 400 and such a token with 401 (whose message names this option).
+    /// Response content types need no mode: the bodies QuicSend makes are always exactly
+    /// <c>application/octet-stream</c>, <c>text/plain</c> or <c>application/msgpack</c>, as the original's
+    /// Python wrapper requires.
+    /// </summary>
+    public bool OriginalClientCompatibility { get; init; }
 }
 
 /// <summary>
@@ -41,6 +59,7 @@ public sealed class QuicSendServer : IAsyncDisposable, IDisposable
     private readonly TokenSet _tokens;
     private readonly bool _anonymous;
     private readonly long _maxBody;
+    private readonly bool _compatible;
     private readonly Channel<ServerEvent> _events = Channel.CreateUnbounded<ServerEvent>();
     private readonly ConcurrentDictionary<long, Http3Connection> _connections = new();
     private readonly ConcurrentDictionary<(long, long), QuicSendRequest> _pending = new();
@@ -56,6 +75,7 @@ public sealed class QuicSendServer : IAsyncDisposable, IDisposable
         _tokens = new TokenSet(options.Tokens);
         _anonymous = options.AllowAnonymous;
         _maxBody = options.MaxRequestBodySize;
+        _compatible = options.OriginalClientCompatibility;
         var t = OptionsCopy.Of(options.Transport);
         t.Http3 = true;
         if (!t.AlpnProtocols.Contains("h3")) t.AlpnProtocols.Add("h3");
@@ -73,6 +93,22 @@ public sealed class QuicSendServer : IAsyncDisposable, IDisposable
     public long UnauthorizedRequests => Interlocked.Read(ref _unauthorized);
 
     private long _unauthorized;
+
+    /// <summary>Requests refused with 400 for a <c>:path</c> that does not start with '/' so far (see <see cref="QuicSendServerOptions.OriginalClientCompatibility"/>).</summary>
+    public long BadPathRequests => Interlocked.Read(ref _badPaths);
+
+    private long _badPaths;
+
+    /// <summary>True when this server accepts the original quicsend client's requests (<see cref="QuicSendServerOptions.OriginalClientCompatibility"/>).</summary>
+    public bool OriginalClientCompatibility => _compatible;
+
+    /// <summary>
+    /// The client address of a connection reported by <see cref="Poll"/>, as the original's on_connect gave it;
+    /// null once it has closed, for an unknown id, and for now always (the transport does not report the
+    /// peer address of accepted connections yet: docs/compatibility.md, Known gaps).
+    /// </summary>
+    public IPEndPoint? GetRemoteEndPoint(long connectionId) =>
+        _connections.TryGetValue(connectionId, out var conn) ? conn.Connection.RemoteEndPoint : null;
 
     private async Task AcceptLoopAsync()
     {
@@ -98,11 +134,28 @@ public sealed class QuicSendServer : IAsyncDisposable, IDisposable
             {
                 var stream = await conn.AcceptRequestAsync(_stop.Token).ConfigureAwait(false);
                 var headers = HeaderCodec.Unpack(await stream.ReadHeadersAsync(_stop.Token).ConfigureAwait(false));
+                var path = HeaderCodec.Get(headers, ":path");
+                bool badPath = !IsOriginForm(path);
+                if (badPath && _compatible)
+                {
+                    // The original client's "simple.txt": handlers see "/simple.txt", as from any other client.
+                    int at = headers.FindIndex(h => h.Key == ":path");
+                    headers[at] = new(":path", "/" + path);
+                    badPath = false;
+                }
                 var request = new QuicSendRequest(id, conn.Connection, stream, headers, _maxBody);
-                if (!_anonymous && !_tokens.Authorizes(HeaderCodec.Get(headers, QuicSendHeaders.Authorization)))
+                var authorization = HeaderCodec.Get(headers, QuicSendHeaders.Authorization);
+                if (!_anonymous && !_tokens.Authorizes(authorization, acceptDoubledPrefix: _compatible))
                 {
                     Interlocked.Increment(ref _unauthorized);
-                    _ = RefuseAsync(request, conn.Connection);
+                    _ = RefuseAsync(request, conn.Connection, TokenSet.HasDoubledPrefix(authorization));
+                    continue;
+                }
+                if (badPath)
+                {
+                    // After the token check: an unauthenticated client learns nothing but 401.
+                    Interlocked.Increment(ref _badPaths);
+                    _ = RejectBadPathAsync(request, path!);
                     continue;
                 }
                 if (request.ContentLength > _maxBody)
@@ -127,12 +180,22 @@ public sealed class QuicSendServer : IAsyncDisposable, IDisposable
         catch (Exception e) when (e is OperationCanceledException or ObjectDisposedException) { }
     }
 
+    /// <summary>
+    /// RFC 9114 §4.3.1: <c>:path</c> is origin-form (starting with '/') or, for OPTIONS, <c>*</c>. A request
+    /// without one (CONNECT) is left to the handler, as before; an empty one never gets here (the shim refuses it).
+    /// </summary>
+    private static bool IsOriginForm(string? path) => string.IsNullOrEmpty(path) || path[0] == '/' || path == "*";
+
     /// <summary>As the original did: answer 401, let the answer arrive, then close the connection.</summary>
-    private static async Task RefuseAsync(QuicSendRequest request, QuicConnection conn)
+    private static async Task RefuseAsync(QuicSendRequest request, QuicConnection conn, bool doubledPrefix)
     {
+        var message = "401 Unauthorized: a valid 'authorization: Bearer <token>' header is required.";
+        if (doubledPrefix)
+            message += " This one reads 'Bearer Bearer <token>', as the original quicsend client sends it; a server for that client " +
+                       "sets QuicSendServerOptions.OriginalClientCompatibility.";
         try
         {
-            await request.RespondAsync(401, null, QuicSendBody.FromText("401 Unauthorized: a valid 'authorization: Bearer <token>' header is required.")).ConfigureAwait(false);
+            await request.RespondAsync(401, null, QuicSendBody.FromText(message)).ConfigureAwait(false);
             await request.Stream.WritesAcknowledged.WaitAsync(TimeSpan.FromSeconds(2)).ConfigureAwait(false);
         }
         catch (Exception e) when (e is QuicException or TimeoutException or ObjectDisposedException) { }
@@ -140,6 +203,21 @@ public sealed class QuicSendServer : IAsyncDisposable, IDisposable
         {
             request.Dispose();
             await conn.CloseAsync((long)Http3Errors.NoError, "unauthorized").ConfigureAwait(false);
+        }
+    }
+
+    private static async Task RejectBadPathAsync(QuicSendRequest request, string path)
+    {
+        using (request)
+        {
+            var shown = path.Length <= 100 ? path : path[..100] + "…";
+            try
+            {
+                await request.RespondAsync(400, null, QuicSendBody.FromText(
+                    $"400 Bad Request: ':path' must start with '/' (RFC 9114 §4.3.1), not '{shown}'. The original quicsend client sends " +
+                    "paths without it; a server for that client sets QuicSendServerOptions.OriginalClientCompatibility.")).ConfigureAwait(false);
+            }
+            catch (Exception e) when (e is QuicException or ObjectDisposedException) { }
         }
     }
 

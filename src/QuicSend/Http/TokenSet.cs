@@ -39,12 +39,36 @@ public sealed class TokenSet
     }
 
     /// <summary>Checks an authorization header value of the form "Bearer &lt;token&gt;".</summary>
-    public bool Authorizes(string? authorization)
+    public bool Authorizes(string? authorization) => Authorizes(authorization, acceptDoubledPrefix: false);
+
+    /// <summary>
+    /// Checks an authorization header value of the form "Bearer &lt;token&gt;"; with
+    /// <paramref name="acceptDoubledPrefix"/>, "Bearer Bearer &lt;token&gt;" is accepted as well (the
+    /// original quicsend client adds the prefix twice on requests with a body). Both readings are
+    /// then checked every time, so the work done does not depend on which form arrived.
+    /// </summary>
+    public bool Authorizes(string? authorization, bool acceptDoubledPrefix)
     {
-        const string prefix = "Bearer ";
-        if (authorization is null || !authorization.StartsWith(prefix, StringComparison.OrdinalIgnoreCase)) return Contains(null); // same work, always false
-        return Contains(authorization[prefix.Length..].Trim());
+        if (authorization is null || !authorization.StartsWith(Prefix, StringComparison.OrdinalIgnoreCase))
+        {
+            // Same work as a well-formed header, always false.
+            bool none = Contains(null);
+            if (acceptDoubledPrefix) none |= Contains(null);
+            return none;
+        }
+        var once = authorization[Prefix.Length..].Trim();
+        bool found = Contains(once);
+        if (acceptDoubledPrefix)
+            found |= once.StartsWith(Prefix, StringComparison.OrdinalIgnoreCase) ? Contains(once[Prefix.Length..].Trim()) : Contains(null);
+        return found;
     }
+
+    /// <summary>True when the header carries the bearer prefix twice ("Bearer Bearer …"), as the original quicsend client's requests with a body do.</summary>
+    internal static bool HasDoubledPrefix(string? authorization) =>
+        authorization is not null && authorization.StartsWith(Prefix, StringComparison.OrdinalIgnoreCase)
+        && authorization[Prefix.Length..].TrimStart().StartsWith(Prefix, StringComparison.OrdinalIgnoreCase);
+
+    private const string Prefix = "Bearer ";
 
     private static byte[] Digest(string token) => SHA256.HashData(Encoding.UTF8.GetBytes(token));
 }
