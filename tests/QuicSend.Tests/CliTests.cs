@@ -17,7 +17,7 @@ public class CliTests
 {
     private const string Token = "cli-test-token";
     private DirectoryInfo _work = null!;
-    private Cli? _server;
+    private DotnetProcess? _server;
     private int _port;
 
     private string WorkPath(string name) => Path.Combine(_work.FullName, name);
@@ -34,7 +34,7 @@ public class CliTests
             Assert.That(File.Exists(WorkPath(f)), Is.True, $"certs init made no {f}:\n{init.Text}");
 
         _port = FreeUdpPort();
-        _server = new Cli(_work.FullName, Token, "serve", "./data", "--port", _port.ToString());
+        _server = Cli(_work.FullName, Token, "serve", "./data", "--port", _port.ToString());
         await _server.WaitForOutputAsync("Serving", TimeSpan.FromSeconds(20));
     }
 
@@ -141,7 +141,7 @@ public class CliTests
     [Test]
     public async Task ServeStopsCleanlyOnSigterm()
     {
-        using var server = new Cli(_work.FullName, Token, "serve", "./data", "--port", FreeUdpPort().ToString());
+        using var server = Cli(_work.FullName, Token, "serve", "./data", "--port", FreeUdpPort().ToString());
         await server.WaitForOutputAsync("Serving", TimeSpan.FromSeconds(20));
         Assert.That(Kill(server.Id, 15), Is.EqualTo(0), "kill(SIGTERM)");
         var code = await server.WaitForExitAsync(TimeSpan.FromSeconds(15));
@@ -179,93 +179,12 @@ public class CliTests
 
     private static async Task<Result> RunAsync(string directory, string? token, params string[] args)
     {
-        using var cli = new Cli(directory, token, args);
+        using var cli = Cli(directory, token, args);
         var code = await cli.WaitForExitAsync(TimeSpan.FromSeconds(45));
         return new Result(code, cli.Output, cli.Errors);
     }
 
-    /// <summary>A started quicsend process whose output lines are collected as they come.</summary>
-    private sealed class Cli : IDisposable
-    {
-        private readonly Process _process;
-        private readonly StringBuilder _out = new(), _err = new();
-        private readonly TaskCompletionSource _outDone = new(TaskCreationOptions.RunContinuationsAsynchronously);
-        private readonly TaskCompletionSource _errDone = new(TaskCreationOptions.RunContinuationsAsynchronously);
-        private readonly string _name;
-
-        public Cli(string directory, string? token, params string[] args)
-        {
-            _name = "quicsend " + args[0];
-            var psi = new ProcessStartInfo(Environment.GetEnvironmentVariable("DOTNET_HOST_PATH") ?? "dotnet")
-            {
-                RedirectStandardOutput = true,
-                RedirectStandardError = true,
-                UseShellExecute = false,
-                WorkingDirectory = directory,
-            };
-            psi.ArgumentList.Add(CliDll());
-            foreach (var a in args) psi.ArgumentList.Add(a);
-            psi.Environment.Remove("QUICSEND_TOKEN");
-            if (token is not null) psi.Environment["QUICSEND_TOKEN"] = token;
-            _process = new Process { StartInfo = psi };
-            _process.OutputDataReceived += (_, e) => Collect(e.Data, _out, _outDone);
-            _process.ErrorDataReceived += (_, e) => Collect(e.Data, _err, _errDone);
-            _process.Start();
-            _process.BeginOutputReadLine();
-            _process.BeginErrorReadLine();
-        }
-
-        public int Id => _process.Id;
-
-        private void Collect(string? line, StringBuilder into, TaskCompletionSource done)
-        {
-            if (line is null)
-            {
-                done.TrySetResult();
-                return;
-            }
-            lock (into) into.AppendLine(line);
-            TestContext.Progress.WriteLine($"  [{_name}] {line}");
-        }
-
-        public string Output { get { lock (_out) return _out.ToString(); } }
-        public string Errors { get { lock (_err) return _err.ToString(); } }
-
-        public async Task WaitForOutputAsync(string text, TimeSpan timeout)
-        {
-            var deadline = DateTime.UtcNow + timeout;
-            while (!Output.Contains(text))
-            {
-                if (_process.HasExited) Assert.Fail($"{_name} exited ({_process.ExitCode}) before printing '{text}':\n{Output}{Errors}");
-                if (DateTime.UtcNow > deadline) Assert.Fail($"{_name} did not print '{text}' within {timeout.TotalSeconds} s:\n{Output}{Errors}");
-                await Task.Delay(50);
-            }
-        }
-
-        public async Task<int> WaitForExitAsync(TimeSpan timeout)
-        {
-            using var cts = new CancellationTokenSource(timeout);
-            try
-            {
-                await _process.WaitForExitAsync(cts.Token);
-            }
-            catch (OperationCanceledException)
-            {
-                Assert.Fail($"{_name} did not exit within {timeout.TotalSeconds} s:\n{Output}{Errors}");
-            }
-            await Task.WhenAll(_outDone.Task, _errDone.Task).WaitAsync(TimeSpan.FromSeconds(5));
-            return _process.ExitCode;
-        }
-
-        public void Dispose()
-        {
-            try
-            {
-                if (!_process.HasExited) _process.Kill(entireProcessTree: true);
-                _process.WaitForExit(5000);
-            }
-            catch (InvalidOperationException) { }
-            _process.Dispose();
-        }
-    }
+    /// <summary>Starts quicsend in <paramref name="directory"/> (its output collected as it comes), with <paramref name="token"/> as QUICSEND_TOKEN.</summary>
+    private static DotnetProcess Cli(string directory, string? token, params string[] args) =>
+        new("quicsend " + args[0], CliDll(), args, directory, token);
 }

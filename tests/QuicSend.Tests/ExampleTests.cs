@@ -54,92 +54,12 @@ public class ExampleTests
         return ((IPEndPoint)s.LocalEndPoint!).Port;
     }
 
-    /// <summary>A started example process whose output lines are collected as they come.</summary>
-    private sealed class Running : IDisposable
-    {
-        private readonly Process _process;
-        private readonly StringBuilder _out = new(), _err = new();
-        private readonly TaskCompletionSource _outDone = new(TaskCreationOptions.RunContinuationsAsynchronously);
-        private readonly TaskCompletionSource _errDone = new(TaskCreationOptions.RunContinuationsAsynchronously);
-        private readonly string _name;
+    /// <summary>Starts an example (its output collected as it comes).</summary>
+    private static DotnetProcess Running(string dll, params string[] args) => new(Path.GetFileNameWithoutExtension(dll), dll, args);
 
-        public Running(string dll, params string[] args) : this(null, dll, args) { }
-
-        /// <summary>Starts the example in <paramref name="workingDirectory"/> (where the original's default file names are looked up).</summary>
-        public static Running In(string workingDirectory, string dll, params string[] args) => new(workingDirectory, dll, args);
-
-        private Running(string? workingDirectory, string dll, string[] args)
-        {
-            _name = Path.GetFileNameWithoutExtension(dll);
-            var psi = new ProcessStartInfo(Environment.GetEnvironmentVariable("DOTNET_HOST_PATH") ?? "dotnet")
-            {
-                RedirectStandardOutput = true,
-                RedirectStandardError = true,
-                UseShellExecute = false,
-                WorkingDirectory = workingDirectory ?? "",
-            };
-            psi.ArgumentList.Add(dll);
-            foreach (var a in args) psi.ArgumentList.Add(a);
-            psi.Environment.Remove("QUICSEND_TOKEN");
-            _process = new Process { StartInfo = psi };
-            _process.OutputDataReceived += (_, e) => Collect(e.Data, _out, _outDone);
-            _process.ErrorDataReceived += (_, e) => Collect(e.Data, _err, _errDone);
-            _process.Start();
-            _process.BeginOutputReadLine();
-            _process.BeginErrorReadLine();
-        }
-
-        private void Collect(string? line, StringBuilder into, TaskCompletionSource done)
-        {
-            if (line is null)
-            {
-                done.TrySetResult();
-                return;
-            }
-            lock (into) into.AppendLine(line);
-            TestContext.Progress.WriteLine($"  [{_name}] {line}");
-        }
-
-        public string Output { get { lock (_out) return _out.ToString(); } }
-        public string Errors { get { lock (_err) return _err.ToString(); } }
-
-        public async Task WaitForOutputAsync(string text, TimeSpan timeout)
-        {
-            var deadline = DateTime.UtcNow + timeout;
-            while (!Output.Contains(text))
-            {
-                if (_process.HasExited) Assert.Fail($"{_name} exited ({_process.ExitCode}) before printing '{text}':\n{Output}{Errors}");
-                if (DateTime.UtcNow > deadline) Assert.Fail($"{_name} did not print '{text}' within {timeout.TotalSeconds} s:\n{Output}{Errors}");
-                await Task.Delay(50);
-            }
-        }
-
-        public async Task<int> WaitForExitAsync(TimeSpan timeout)
-        {
-            using var cts = new CancellationTokenSource(timeout);
-            try
-            {
-                await _process.WaitForExitAsync(cts.Token);
-            }
-            catch (OperationCanceledException)
-            {
-                Assert.Fail($"{_name} did not exit within {timeout.TotalSeconds} s:\n{Output}{Errors}");
-            }
-            await Task.WhenAll(_outDone.Task, _errDone.Task).WaitAsync(TimeSpan.FromSeconds(5));
-            return _process.ExitCode;
-        }
-
-        public void Dispose()
-        {
-            try
-            {
-                if (!_process.HasExited) _process.Kill(entireProcessTree: true);
-                _process.WaitForExit(5000);
-            }
-            catch (InvalidOperationException) { }
-            _process.Dispose();
-        }
-    }
+    /// <summary>Starts an example in <paramref name="workingDirectory"/> (where the original's default file names are looked up).</summary>
+    private static DotnetProcess RunningIn(string workingDirectory, string dll, params string[] args) =>
+        new(Path.GetFileNameWithoutExtension(dll), dll, args, workingDirectory);
 
     /// <summary>The SHA-256 of the example server's answer: 512 blocks of 1 MiB of 'A'.</summary>
     private static readonly Lazy<string> AnswerHash = new(() =>
@@ -156,7 +76,7 @@ public class ExampleTests
     /// original's lines (Throughput, OnResponse, Sample) and checked byte for byte (Checked: the
     /// SHA-256 of all 512 MiB), every request answered exactly once, the total in the Done line.
     /// </summary>
-    private static void AssertResponses(Running client, int count)
+    private static void AssertResponses(DotnetProcess client, int count)
     {
         var output = client.Output;
         var throughput = Regex.Matches(output, @"^Throughput: ([0-9.]+) MB/s$", RegexOptions.Multiline);
@@ -192,13 +112,13 @@ public class ExampleTests
     public async Task TheExampleClientGetsThreeResponsesFromTheExampleServerAndPrintsTheOriginalsLines()
     {
         var port = FreeUdpPort();
-        using var server = new Running(ExampleDll("ExampleServer"), port.ToString(), Pem("server.pem"), Pem("server.key"),
+        using var server = Running(ExampleDll("ExampleServer"), port.ToString(), Pem("server.pem"), Pem("server.key"),
             "--token", Token, "--seconds", "55");
         await server.WaitForOutputAsync("Listening on UDP port", TimeSpan.FromSeconds(15));
 
         var sw = Stopwatch.StartNew();
         // A CA certificate as cert: trusted as a root.
-        using var client = new Running(ExampleDll("ExampleClient"), "127.0.0.1", port.ToString(), Pem("root.pem"),
+        using var client = Running(ExampleDll("ExampleClient"), "127.0.0.1", port.ToString(), Pem("root.pem"),
             "--token", Token, "--requests", "3", "--server-name", "localhost");
         var code = await client.WaitForExitAsync(TimeSpan.FromSeconds(45));
         TestContext.Out.WriteLine($"client finished in {sw.Elapsed.TotalSeconds:0.0} s:\n{client.Output}{client.Errors}");
@@ -225,11 +145,11 @@ public class ExampleTests
     {
         OriginalPki.Save(_work.FullName);
         var port = FreeUdpPort();
-        using var server = Running.In(_work.FullName, ExampleDll("ExampleServer"), port.ToString(), "--seconds", "55");
+        using var server = RunningIn(_work.FullName, ExampleDll("ExampleServer"), port.ToString(), "--seconds", "55");
         await server.WaitForOutputAsync("Listening on UDP port", TimeSpan.FromSeconds(15));
         Assert.That(server.Errors, Does.Contain("warning:").And.Contain("'AUTH_TOKEN_PLACEHOLDER'").And.Contain("development only"));
 
-        using (var client = Running.In(_work.FullName, ExampleDll("ExampleClient"), "127.0.0.1", port.ToString(), "--requests", "2"))
+        using (var client = RunningIn(_work.FullName, ExampleDll("ExampleClient"), "127.0.0.1", port.ToString(), "--requests", "2"))
         {
             var code = await client.WaitForExitAsync(TimeSpan.FromSeconds(45));
             Assert.That(code, Is.Zero, $"client exit code; stderr: {client.Errors}");
@@ -238,7 +158,7 @@ public class ExampleTests
             AssertResponses(client, 2);
         }
         // The README's root given as cert instead: trusted as a root; the name must then be given.
-        using (var client = Running.In(_work.FullName, ExampleDll("ExampleClient"), "127.0.0.1", port.ToString(), "root_quicsend.crt",
+        using (var client = RunningIn(_work.FullName, ExampleDll("ExampleClient"), "127.0.0.1", port.ToString(), "root_quicsend.crt",
                    "--requests", "1", "--server-name", "catid.io"))
         {
             var code = await client.WaitForExitAsync(TimeSpan.FromSeconds(45));
@@ -246,7 +166,7 @@ public class ExampleTests
             Assert.That(client.Output, Does.Contain("a CA, trusted as a root; server name 'catid.io' (--server-name)"));
             AssertResponses(client, 1);
         }
-        using (var client = Running.In(_work.FullName, ExampleDll("ExampleClient"), "127.0.0.1", port.ToString(), "root_quicsend.crt", "--requests", "1"))
+        using (var client = RunningIn(_work.FullName, ExampleDll("ExampleClient"), "127.0.0.1", port.ToString(), "root_quicsend.crt", "--requests", "1"))
         {
             Assert.That(await client.WaitForExitAsync(TimeSpan.FromSeconds(30)), Is.Not.Zero);
             Assert.That(client.Errors, Does.Contain("not valid for the name '127.0.0.1'").And.Contain("--server-name").And.Contain("catid.io"));
@@ -269,9 +189,9 @@ public class ExampleTests
             Assert.Ignore("UDP port 4433, the original's default, is in use on this machine.");
         }
         OriginalPki.Save(_work.FullName);
-        using var server = Running.In(_work.FullName, ExampleDll("ExampleServer"), "--seconds", "40");
+        using var server = RunningIn(_work.FullName, ExampleDll("ExampleServer"), "--seconds", "40");
         await server.WaitForOutputAsync("Listening on UDP port 4433 ", TimeSpan.FromSeconds(15));
-        using var client = Running.In(_work.FullName, ExampleDll("ExampleClient"), "--requests", "1");
+        using var client = RunningIn(_work.FullName, ExampleDll("ExampleClient"), "--requests", "1");
         var code = await client.WaitForExitAsync(TimeSpan.FromSeconds(30));
         Assert.That(code, Is.Zero, $"client exit code; stderr: {client.Errors}");
         Assert.That(client.Output, Does.Contain("OnConnect: cid=1 addr=127.0.0.1:4433"), "localhost, IPv4 first as the original server listens");
@@ -281,7 +201,7 @@ public class ExampleTests
     [Test]
     public async Task TheServerStopsByItselfAfterSecondsAndWarnsAboutTheDevelopmentToken()
     {
-        using var server = new Running(ExampleDll("ExampleServer"), "0", Pem("server.pem"), Pem("server.key"), "--seconds", "1");
+        using var server = Running(ExampleDll("ExampleServer"), "0", Pem("server.pem"), Pem("server.key"), "--seconds", "1");
         var code = await server.WaitForExitAsync(TimeSpan.FromSeconds(20));
         Assert.That(code, Is.Zero, server.Errors);
         Assert.That(server.Errors, Does.Contain("warning: no --token and no QUICSEND_TOKEN: using the original examples' token 'AUTH_TOKEN_PLACEHOLDER'"));
@@ -294,34 +214,34 @@ public class ExampleTests
     {
         var missing = Path.Combine(_work.FullName, "missing.pem");
 
-        using (var s = new Running(ExampleDll("ExampleServer"), "0", missing, Pem("server.key")))
+        using (var s = Running(ExampleDll("ExampleServer"), "0", missing, Pem("server.key")))
         {
             Assert.That(await s.WaitForExitAsync(TimeSpan.FromSeconds(20)), Is.Not.Zero);
             Assert.That(s.Errors, Does.Contain("server certificate").And.Contain(missing));
         }
-        using (var s = new Running(ExampleDll("ExampleServer"), "not-a-port", Pem("server.pem"), Pem("server.key")))
+        using (var s = Running(ExampleDll("ExampleServer"), "not-a-port", Pem("server.pem"), Pem("server.key")))
         {
             Assert.That(await s.WaitForExitAsync(TimeSpan.FromSeconds(20)), Is.Not.Zero);
             Assert.That(s.Errors, Does.Contain("not-a-port").And.Contain("usage:"));
         }
-        using (var s = new Running(ExampleDll("ExampleServer"), "0", Pem("server.pem"), Pem("server.key"), "extra"))
+        using (var s = Running(ExampleDll("ExampleServer"), "0", Pem("server.pem"), Pem("server.key"), "extra"))
         {
             Assert.That(await s.WaitForExitAsync(TimeSpan.FromSeconds(20)), Is.Not.Zero);
             Assert.That(s.Errors, Does.Contain("at most 3 arguments").And.Contain("usage:"));
         }
         // The original's default file names are looked up in the working directory.
         var empty = _work.CreateSubdirectory("empty").FullName;
-        using (var s = Running.In(empty, ExampleDll("ExampleServer"), "0", "--seconds", "5"))
+        using (var s = RunningIn(empty, ExampleDll("ExampleServer"), "0", "--seconds", "5"))
         {
             Assert.That(await s.WaitForExitAsync(TimeSpan.FromSeconds(20)), Is.Not.Zero);
             Assert.That(s.Errors, Does.Contain("server certificate").And.Contain(Path.Combine(empty, "server.pem")));
         }
-        using (var c = Running.In(empty, ExampleDll("ExampleClient")))
+        using (var c = RunningIn(empty, ExampleDll("ExampleClient")))
         {
             Assert.That(await c.WaitForExitAsync(TimeSpan.FromSeconds(20)), Is.Not.Zero);
             Assert.That(c.Errors, Does.Contain("server certificate").And.Contain(Path.Combine(empty, "server.pem")));
         }
-        using (var c = new Running(ExampleDll("ExampleClient"), "127.0.0.1", "4433", missing))
+        using (var c = Running(ExampleDll("ExampleClient"), "127.0.0.1", "4433", missing))
         {
             Assert.That(await c.WaitForExitAsync(TimeSpan.FromSeconds(20)), Is.Not.Zero);
             Assert.That(c.Errors, Does.Contain("server certificate").And.Contain(missing));
@@ -329,17 +249,17 @@ public class ExampleTests
 
         // A wrong token: the server's 401 message is shown.
         var port = FreeUdpPort();
-        using var server = new Running(ExampleDll("ExampleServer"), port.ToString(), Pem("server.pem"), Pem("server.key"),
+        using var server = Running(ExampleDll("ExampleServer"), port.ToString(), Pem("server.pem"), Pem("server.key"),
             "--token", Token, "--seconds", "30");
         await server.WaitForOutputAsync("Listening on UDP port", TimeSpan.FromSeconds(15));
-        using (var c = new Running(ExampleDll("ExampleClient"), "127.0.0.1", port.ToString(), Pem("root.pem"), "--token", "wrong", "--requests", "1"))
+        using (var c = Running(ExampleDll("ExampleClient"), "127.0.0.1", port.ToString(), Pem("root.pem"), "--token", "wrong", "--requests", "1"))
         {
             Assert.That(await c.WaitForExitAsync(TimeSpan.FromSeconds(20)), Is.Not.Zero);
             Assert.That(c.Errors, Does.Contain("401"));
         }
         // A root that did not sign the server's certificate: the handshake fails with a clear reason.
         CertificateTool.CreateRootCa("Unrelated Root").Save(Pem("other-root.pem"), Pem("other-root.key"));
-        using (var c = new Running(ExampleDll("ExampleClient"), "127.0.0.1", port.ToString(), Pem("other-root.pem"), "--token", Token, "--requests", "1"))
+        using (var c = Running(ExampleDll("ExampleClient"), "127.0.0.1", port.ToString(), Pem("other-root.pem"), "--token", Token, "--requests", "1"))
         {
             Assert.That(await c.WaitForExitAsync(TimeSpan.FromSeconds(20)), Is.Not.Zero);
             Assert.That(c.Errors, Does.Contain("cannot connect"));
@@ -347,7 +267,7 @@ public class ExampleTests
         // A pinned server certificate that is not the one the server presents (same root, same names): refused.
         CertificateTool.IssueServer(CertificateTool.CreateRootCa("QuicSend Example Test Root"), ["localhost"], [IPAddress.Loopback])
             .Save(Pem("impostor.pem"), Pem("impostor.key"));
-        using (var c = new Running(ExampleDll("ExampleClient"), "127.0.0.1", port.ToString(), Pem("impostor.pem"), "--token", Token, "--requests", "1"))
+        using (var c = Running(ExampleDll("ExampleClient"), "127.0.0.1", port.ToString(), Pem("impostor.pem"), "--token", Token, "--requests", "1"))
         {
             Assert.That(await c.WaitForExitAsync(TimeSpan.FromSeconds(20)), Is.Not.Zero);
             Assert.That(c.Output, Does.Contain("the server's own, pinned"));
