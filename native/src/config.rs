@@ -124,6 +124,10 @@ impl QsConfig {
         q.enable_pacing(self.pacing);
         q.set_max_recv_udp_payload_size(usize::from(self.max_udp_payload));
         q.set_max_send_udp_payload_size(usize::from(self.max_udp_payload));
+        // Datagrams are never fragmented (the driver sets DF), so the size must be one the path
+        // carries: probe for it (RFC 8899) instead of assuming max_udp_payload fits every path
+        // (a tunnel or VPN with a smaller MTU would drop every full datagram after the handshake).
+        q.discover_pmtu(true);
         q.set_disable_active_migration(true);
         // No GREASE: every frame and setting on the wire is one a peer (or a test) can name.
         q.grease(false);
