@@ -309,14 +309,7 @@ public class StripingTests
         var progress = new SyncProgress(v =>
         {
             if (v >= Size / 4 && Interlocked.Exchange(ref changed, 1) == 0)
-            {
-                // Rewrite a byte near the end (not yet sent) in place, as a training job overwriting its checkpoint would.
-                using var f = new FileStream(served, FileMode.Open, FileAccess.Write, FileShare.ReadWrite | FileShare.Delete);
-                f.Position = Size - 10;
-                f.WriteByte(0x5A);
-                f.Flush();
-                File.SetLastWriteTimeUtc(served, DateTime.UtcNow.AddSeconds(5));
-            }
+                RewriteByte(served, Size - 10, 0x5A); // near the end, not yet sent: as a job overwriting its checkpoint would
         });
         var target = Path.Combine(_clientDir, "copy.bin");
         var e = Assert.CatchAsync(() => client.DownloadFileAsync("weights.bin", target, progress, cts.Token));
@@ -337,13 +330,7 @@ public class StripingTests
         var progress = new SyncProgress(v =>
         {
             if (v >= Size / 4 && Interlocked.Exchange(ref changed, 1) == 0)
-            {
-                using var f = new FileStream(_source, FileMode.Open, FileAccess.Write, FileShare.ReadWrite);
-                f.Position = 10;   // already sent: only the whole-file check can see it
-                f.WriteByte(0xA5);
-                f.Flush();
-                File.SetLastWriteTimeUtc(_source, DateTime.UtcNow.AddSeconds(5));
-            }
+                RewriteByte(_source, 10, 0xA5); // already sent: only the whole-file check can see it
         });
         var e = Assert.CatchAsync(() => client.UploadFileAsync(_source, "weights.bin", progress, cts.Token));
         TestContext.Out.WriteLine(e);
@@ -467,6 +454,17 @@ public class StripingTests
         Assert.That(ok.Status, Is.EqualTo(201), ok.Text);
         Assert.That(File.ReadAllBytes(Path.Combine(_serverDir, "pieces.bin")), Is.EqualTo(data));
         Assert.That(Entries(_serverDir), Is.EqualTo(new[] { "pieces.bin" }));
+    }
+
+    /// <summary>Changes one byte of a file in place and moves its modification time, as a writer would.</summary>
+    private static void RewriteByte(string path, long position, byte value)
+    {
+        using (var f = new FileStream(path, FileMode.Open, FileAccess.Write, FileShare.ReadWrite | FileShare.Delete))
+        {
+            f.Position = position;
+            f.WriteByte(value);
+        }
+        File.SetLastWriteTimeUtc(path, DateTime.UtcNow.AddSeconds(5));
     }
 
     /// <summary>Progress reported synchronously on the reporting thread.</summary>
