@@ -496,6 +496,12 @@ int64_t qs_conn_error(struct QsEndpoint *ep, uint64_t conn, uint8_t *buf, uintpt
 int32_t qs_conn_stats(struct QsEndpoint *ep, uint64_t conn, struct QsStats *out_stats);
 
 /**
+ * Writes the peer's address (where its datagrams come from now) into `out_addr`; a server
+ * learns its clients' addresses this way. QS_DONE when the connection has no path yet.
+ */
+int32_t qs_conn_peer_addr(struct QsEndpoint *ep, uint64_t conn, struct QsAddr *out_addr);
+
+/**
  * Copies the DER of the peer's leaf certificate into `buf` and returns its full
  * length (call again with a larger buffer when it exceeds `cap`), or QS_DONE when
  * the peer presented none: on a server, a client without a certificate (or no

@@ -1,5 +1,6 @@
-//! Per-connection calls: close, error text, statistics, the peer's certificate.
+//! Per-connection calls: close, error text, statistics, the peer's address and certificate.
 
+use crate::addr::QsAddr;
 use crate::endpoint::{with_endpoint, QsEndpoint};
 use crate::error::{copy_text, guard, guard_status, out, slice, slice_mut, QsError, QS_DONE, QS_OK};
 use crate::events::QsStats;
@@ -64,6 +65,20 @@ pub extern "C" fn qs_conn_stats(ep: *mut QsEndpoint, conn: u64, out_stats: *mut 
                 delivery_rate: p.as_ref().map_or(0, |p| p.delivery_rate),
             };
             out(out_stats, stats, "stats")?;
+            Ok(QS_OK)
+        })
+    })
+}
+
+/// Writes the peer's address (where its datagrams come from now) into `out_addr`; a server
+/// learns its clients' addresses this way. QS_DONE when the connection has no path yet.
+#[no_mangle]
+pub extern "C" fn qs_conn_peer_addr(ep: *mut QsEndpoint, conn: u64, out_addr: *mut QsAddr) -> i32 {
+    guard_status(|| {
+        with_endpoint(ep, |e| {
+            let c = e.conn(conn)?;
+            let Some(p) = c.q.path_stats().next() else { return Ok(QS_DONE) };
+            out(out_addr, QsAddr::from_socket_addr(&p.peer_addr), "address")?;
             Ok(QS_OK)
         })
     })

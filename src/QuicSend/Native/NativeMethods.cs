@@ -171,6 +171,9 @@ internal static unsafe partial class NativeMethods
     [LibraryImport(Library, EntryPoint = "qs_config_set_require_client_cert")]
     internal static partial int qs_config_set_require_client_cert(QsConfigHandle cfg, [MarshalAs(UnmanagedType.U1)] bool required);
 
+    [LibraryImport(Library, EntryPoint = "qs_conn_peer_addr")]
+    internal static partial int qs_conn_peer_addr(nint ep, ulong conn, QsAddr* addr);
+
     [LibraryImport(Library, EntryPoint = "qs_conn_peer_certificate")]
     internal static partial long qs_conn_peer_certificate(nint ep, ulong conn, byte* buf, nuint cap);
 }

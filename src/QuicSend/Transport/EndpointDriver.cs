@@ -266,7 +266,9 @@ internal sealed unsafe class EndpointDriver : IDisposable
             if (NativeMethods.qs_endpoint_poll_event(Ep, &ev) != QsConst.QS_OK) return;
             if (ev.Kind == QsConst.QS_EVENT_CONNECTION_INCOMING)
             {
-                var c = new QuicConnection(this, ev.Conn, isServer: true, remote: null, serverName: null);
+                QsAddr peer;
+                var remote = NativeMethods.qs_conn_peer_addr(Ep, ev.Conn, &peer) == QsConst.QS_OK ? Addresses.ToEndPoint(peer) : null;
+                var c = new QuicConnection(this, ev.Conn, isServer: true, remote, serverName: null);
                 _connections[ev.Conn] = c;
                 continue;
             }

@@ -37,7 +37,7 @@ public sealed class QuicConnection : IAsyncDisposable
 
     public bool IsServer { get; }
 
-    /// <summary>The peer's address (known on the client side; null on the server side for now).</summary>
+    /// <summary>The peer's address: the server connected to, or on a server the address the client's datagrams came from as it connected.</summary>
     public IPEndPoint? RemoteEndPoint { get; }
 
     /// <summary>The name the server's certificate was verified against (client side).</summary>
