@@ -20,12 +20,23 @@ public sealed class TokenSet
     /// <summary>Compares two digests; tests substitute a counting comparison to see every token visited.</summary>
     internal Func<byte[], byte[], bool> DigestsEqual { get; init; } = (a, b) => CryptographicOperations.FixedTimeEquals(a, b);
 
-    public void Add(string token) => _digests = [.. _digests, Digest(token)];
+    // Checks read the current array without a lock; changes build a new one under this lock, so two
+    // changes at once cannot undo each other (a lost new token, or a revoked one accepted again).
+    private readonly object _changing = new();
 
+    /// <summary>Accepts <paramref name="token"/> from now on (safe while other threads check, add or remove).</summary>
+    public void Add(string token)
+    {
+        var d = Digest(token);
+        lock (_changing) _digests = [.. _digests, d];
+    }
+
+    /// <summary>Stops accepting <paramref name="token"/> (safe while other threads check, add or remove); a check
+    /// that starts after this returns refuses it.</summary>
     public void Remove(string token)
     {
         var d = Digest(token);
-        _digests = _digests.Where(x => !CryptographicOperations.FixedTimeEquals(x, d)).ToArray();
+        lock (_changing) _digests = _digests.Where(x => !CryptographicOperations.FixedTimeEquals(x, d)).ToArray();
     }
 
     /// <summary>True when <paramref name="token"/> is one of the accepted tokens.</summary>
