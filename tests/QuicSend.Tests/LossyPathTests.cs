@@ -183,7 +183,19 @@ public class LossyPathTests
 
         var data = Echo.RandomBytes(mib << 20, seed: seed);
         var sw = Stopwatch.StartNew();
-        var (hash, bytes) = await Echo.RoundTripAsync(stream, data).WaitAsync(cts.Token);
+        byte[] hash;
+        long bytes;
+        try
+        {
+            (hash, bytes) = await Echo.RoundTripAsync(stream, data).WaitAsync(cts.Token);
+        }
+        catch (Exception e) when (e is QuicSend.QuicException or OperationCanceledException)
+        {
+            // Whose fault a stall is: the relay's state (and fault) beside the connection's.
+            Assert.Fail($"The echo failed after {sw.Elapsed.TotalSeconds:0.0} s: {e.Message}\nrelay: {path}; relay fault: {path.Fault?.ToString() ?? "none"}\n" +
+                        $"client → server {path.ClientToServer}\nserver → client {path.ServerToClient}");
+            throw;
+        }
         sw.Stop();
 
         var stats = conn.GetStats();
