@@ -11,16 +11,12 @@ internal sealed class PooledConnection
 {
     private int _inFlight;
 
-    internal PooledConnection(int index, QuicEndpoint endpoint, bool ownsEndpoint, Task<QuicConnection> connecting)
+    internal PooledConnection(QuicEndpoint endpoint, bool ownsEndpoint, Task<QuicConnection> connecting)
     {
-        Index = index;
         Endpoint = endpoint;
         OwnsEndpoint = ownsEndpoint;
         Connecting = connecting;
     }
-
-    /// <summary>0 for the first connection (the one a single-connection client has).</summary>
-    public int Index { get; }
 
     public QuicEndpoint Endpoint { get; }
 
@@ -70,7 +66,7 @@ internal sealed class ConnectionPool
             for (int i = 0; i < count; i++)
             {
                 var endpoint = share ? shared ??= QuicEndpoint.CreateClient(transport, application) : QuicEndpoint.CreateClient(transport, application);
-                _members[i] = new PooledConnection(i, endpoint, ownsEndpoint: !share || i == 0,
+                _members[i] = new PooledConnection(endpoint, ownsEndpoint: !share || i == 0,
                     endpoint.ConnectAsync(server, serverName).AsTask());
             }
         }
@@ -83,8 +79,6 @@ internal sealed class ConnectionPool
     }
 
     public IReadOnlyList<PooledConnection> Members => _members;
-
-    public PooledConnection First => _members[0];
 
     /// <summary>
     /// Completes once every connection has finished its handshake or failed, with the first one that is

@@ -156,6 +156,63 @@ public static partial class FileTransfer
         }
     }
 
+    /// <summary>
+    /// Feeds bytes [<paramref name="first"/>, <paramref name="first"/> + <paramref name="count"/>) of a file to
+    /// <paramref name="sha"/>, read in 1 MiB pieces; stops early at the file's end. Returns how many were read.
+    /// </summary>
+    internal static async Task<long> HashFileRangeAsync(Microsoft.Win32.SafeHandles.SafeFileHandle file, IncrementalHash sha,
+        long first, long count, CancellationToken cancellationToken)
+    {
+        var buffer = ArrayPool<byte>.Shared.Rent(BufferSize);
+        try
+        {
+            long done = 0;
+            while (done < count)
+            {
+                int n = await RandomAccess.ReadAsync(file, buffer.AsMemory(0, (int)Math.Min(BufferSize, count - done)), first + done, cancellationToken).ConfigureAwait(false);
+                if (n == 0) break;
+                sha.AppendData(buffer, 0, n);
+                done += n;
+            }
+            return done;
+        }
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(buffer);
+        }
+    }
+
+    /// <summary>
+    /// Reads <paramref name="body"/> to its end in 1 MiB pieces, hashing each and writing it into <paramref name="file"/>
+    /// at <paramref name="offset"/> onward (a piece of a striped transfer), telling <paramref name="onBytes"/> of each.
+    /// Stops without writing at the first piece that would go past <paramref name="max"/> bytes (<c>Overflow</c>).
+    /// </summary>
+    internal static async Task<(long Got, string Sha256, bool Overflow)> ReceiveIntoFileAsync(Stream body,
+        Microsoft.Win32.SafeHandles.SafeFileHandle file, long offset, long max, Action<int>? onBytes, CancellationToken cancellationToken)
+    {
+        var buffer = ArrayPool<byte>.Shared.Rent(BufferSize);
+        try
+        {
+            using var sha = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
+            long got = 0;
+            while (true)
+            {
+                int n = await FillAsync(body, buffer.AsMemory(0, BufferSize), cancellationToken).ConfigureAwait(false);
+                if (n == 0) break;
+                if (got + n > max) return (got, "", true);
+                sha.AppendData(buffer, 0, n);
+                await RandomAccess.WriteAsync(file, buffer.AsMemory(0, n), offset + got, cancellationToken).ConfigureAwait(false);
+                got += n;
+                onBytes?.Invoke(n);
+            }
+            return (got, Convert.ToHexStringLower(sha.GetHashAndReset()), false);
+        }
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(buffer);
+        }
+    }
+
     /// <summary>Reads until <paramref name="buffer"/> is full or the stream ends (network reads come in small pieces).</summary>
     private static async ValueTask<int> FillAsync(Stream source, Memory<byte> buffer, CancellationToken cancellationToken)
     {

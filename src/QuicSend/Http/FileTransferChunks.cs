@@ -1,4 +1,3 @@
-using System.Buffers;
 using System.Collections.Concurrent;
 using System.Diagnostics;
 using System.Globalization;
@@ -184,37 +183,19 @@ public static partial class FileTransfer
     /// <summary>Writes one chunk's body in place while hashing it; checks its length and its SHA-256 trailer. Returns the hash.</summary>
     private static async Task<string> ReceiveChunkAsync(QuicSendRequest request, UploadSession session, long first, long count, CancellationToken cancellationToken)
     {
-        var buffer = ArrayPool<byte>.Shared.Rent(BufferSize);
-        try
-        {
-            using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
-            long got = 0;
-            while (true)
-            {
-                int n = await FillAsync(request.Body, buffer.AsMemory(0, BufferSize), cancellationToken).ConfigureAwait(false);
-                if (n == 0) break;
-                if (got + n > count)
-                    throw new FileIntegrityException(400, $"The chunk at {first} carries more than the {count} bytes its range announced; it was not kept.");
-                hash.AppendData(buffer, 0, n);
-                await RandomAccess.WriteAsync(session.File.SafeFileHandle, buffer.AsMemory(0, n), first + got, cancellationToken).ConfigureAwait(false);
-                got += n;
-            }
-            if (got != count)
-                throw new FileIntegrityException(400, $"The chunk at {first} ended after {got} of its {count} bytes; it was not kept.");
-            var ours = Convert.ToHexStringLower(hash.GetHashAndReset());
-            string? theirs = null;
-            foreach (var (k, v) in await request.ReadTrailersAsync(cancellationToken).ConfigureAwait(false))
-                if (string.Equals(k, QuicSendHeaders.Sha256, StringComparison.OrdinalIgnoreCase)) theirs = v.Trim();
-            if (theirs is null)
-                throw new FileIntegrityException(400, $"The chunk at {first} ended without its '{QuicSendHeaders.Sha256}' trailer, so it cannot be verified; it was not kept.");
-            if (!string.Equals(theirs, ours, StringComparison.OrdinalIgnoreCase))
-                throw new FileIntegrityException(422, $"The chunk at {first} failed its SHA-256 check (trailer {Printable(theirs)}, received bytes hash to {ours}); send it again.");
-            return ours;
-        }
-        finally
-        {
-            ArrayPool<byte>.Shared.Return(buffer);
-        }
+        var (got, ours, overflow) = await ReceiveIntoFileAsync(request.Body, session.File.SafeFileHandle, first, count, null, cancellationToken).ConfigureAwait(false);
+        if (overflow)
+            throw new FileIntegrityException(400, $"The chunk at {first} carries more than the {count} bytes its range announced; it was not kept.");
+        if (got != count)
+            throw new FileIntegrityException(400, $"The chunk at {first} ended after {got} of its {count} bytes; it was not kept.");
+        string? theirs = null;
+        foreach (var (k, v) in await request.ReadTrailersAsync(cancellationToken).ConfigureAwait(false))
+            if (string.Equals(k, QuicSendHeaders.Sha256, StringComparison.OrdinalIgnoreCase)) theirs = v.Trim();
+        if (theirs is null)
+            throw new FileIntegrityException(400, $"The chunk at {first} ended without its '{QuicSendHeaders.Sha256}' trailer, so it cannot be verified; it was not kept.");
+        if (!string.Equals(theirs, ours, StringComparison.OrdinalIgnoreCase))
+            throw new FileIntegrityException(422, $"The chunk at {first} failed its SHA-256 check (trailer {Printable(theirs)}, received bytes hash to {ours}); send it again.");
+        return ours;
     }
 
     /// <summary>The commit: every byte received, the whole file's SHA-256 matches, then flushed and renamed into place.</summary>
@@ -240,21 +221,8 @@ public static partial class FileTransfer
         try
         {
             using var sha = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
-            var buffer = ArrayPool<byte>.Shared.Rent(BufferSize);
-            try
-            {
-                for (long at = 0; at < total;)
-                {
-                    int n = await RandomAccess.ReadAsync(session.File.SafeFileHandle, buffer.AsMemory(0, (int)Math.Min(BufferSize, total - at)), at, cancellationToken).ConfigureAwait(false);
-                    if (n == 0) throw new IOException($"The partial file of '{name}' is shorter than {total} bytes.");
-                    sha.AppendData(buffer, 0, n);
-                    at += n;
-                }
-            }
-            finally
-            {
-                ArrayPool<byte>.Shared.Return(buffer);
-            }
+            if (await HashFileRangeAsync(session.File.SafeFileHandle, sha, 0, total, cancellationToken).ConfigureAwait(false) != total)
+                throw new IOException($"The partial file of '{name}' is shorter than {total} bytes.");
             var ours = Convert.ToHexStringLower(sha.GetHashAndReset());
             if (!string.Equals(ours, claimed, StringComparison.OrdinalIgnoreCase))
             {

@@ -120,22 +120,7 @@ public static partial class FileTransfer
     {
         if (s_digests.TryGetValue((path, etag), out var known)) return known;
         using var sha = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
-        var buffer = System.Buffers.ArrayPool<byte>.Shared.Rent(BufferSize);
-        try
-        {
-            long offset = 0;
-            while (true)
-            {
-                int n = await RandomAccess.ReadAsync(file, buffer.AsMemory(0, BufferSize), offset, cancellationToken).ConfigureAwait(false);
-                if (n == 0) break;
-                sha.AppendData(buffer, 0, n);
-                offset += n;
-            }
-        }
-        finally
-        {
-            System.Buffers.ArrayPool<byte>.Shared.Return(buffer);
-        }
+        await HashFileRangeAsync(file, sha, 0, long.MaxValue, cancellationToken).ConfigureAwait(false); // to the end
         if (ETagOf(file) != etag) return null;
         var hex = Convert.ToHexStringLower(sha.GetHashAndReset());
         if (s_digests.Count >= MaxCachedDigests) s_digests.Clear();

@@ -142,32 +142,19 @@ internal sealed class InOrderHasher(Microsoft.Win32.SafeHandles.SafeFileHandle f
 
     public async Task<string> RunAsync(CancellationToken cancellationToken)
     {
-        var buffer = ArrayPool<byte>.Shared.Rent(FileTransfer.BufferSize);
-        try
+        for (int next = 0; next < chunks.Count;)
         {
-            for (int next = 0; next < chunks.Count;)
+            if (!Volatile.Read(ref _done[next]))
             {
-                if (!Volatile.Read(ref _done[next]))
-                {
-                    await _signal.WaitAsync(cancellationToken).ConfigureAwait(false);
-                    continue;
-                }
-                var (first, count) = chunks.RangeOf(next);
-                for (long at = first; at < first + count;)
-                {
-                    int n = await RandomAccess.ReadAsync(file, buffer.AsMemory(0, (int)Math.Min(FileTransfer.BufferSize, first + count - at)), at, cancellationToken).ConfigureAwait(false);
-                    if (n == 0) throw new IOException($"The file is shorter than {first + count} bytes: it was truncated while being transferred.");
-                    _sha.AppendData(buffer, 0, n);
-                    at += n;
-                }
-                next++;
+                await _signal.WaitAsync(cancellationToken).ConfigureAwait(false);
+                continue;
             }
-            return Convert.ToHexStringLower(_sha.GetHashAndReset());
+            var (first, count) = chunks.RangeOf(next);
+            if (await FileTransfer.HashFileRangeAsync(file, _sha, first, count, cancellationToken).ConfigureAwait(false) != count)
+                throw new IOException($"The file is shorter than {first + count} bytes: it was truncated while being transferred.");
+            next++;
         }
-        finally
-        {
-            ArrayPool<byte>.Shared.Return(buffer);
-        }
+        return Convert.ToHexStringLower(_sha.GetHashAndReset());
     }
 
     public void Dispose()
@@ -187,8 +174,6 @@ internal sealed class SharedProgress(IProgress<long>? target)
         long now = Interlocked.Add(ref _total, bytes);
         target?.Report(now);
     }
-
-    public long Total => Interlocked.Read(ref _total);
 }
 
 /// <summary>The striped forms of <see cref="FileTransfer.UploadFileAsync"/> and <see cref="FileTransfer.DownloadFileAsync"/>; the wire protocol is in docs/striping.md.</summary>
@@ -201,33 +186,6 @@ internal static class StripedTransfer
 
     private static string Range(long first, long count) =>
         string.Create(CultureInfo.InvariantCulture, $"{first}-{first + count - 1}");
-
-    /// <summary>Reads a response body to its end into <paramref name="file"/> at <paramref name="offset"/>, hashing it; returns the bytes and the hash.</summary>
-    private static async Task<(long, string)> ReceiveAtAsync(Stream body, Microsoft.Win32.SafeHandles.SafeFileHandle file, long offset, long max,
-        Action<int> onBytes, CancellationToken cancellationToken)
-    {
-        var buffer = ArrayPool<byte>.Shared.Rent(FileTransfer.BufferSize);
-        try
-        {
-            using var sha = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
-            long got = 0;
-            while (true)
-            {
-                int n = await body.ReadAsync(buffer.AsMemory(0, FileTransfer.BufferSize), cancellationToken).ConfigureAwait(false);
-                if (n == 0) break;
-                if (got + n > max) throw new InvalidDataException($"The server sent more than the {max} bytes asked for at {offset}.");
-                sha.AppendData(buffer, 0, n);
-                await RandomAccess.WriteAsync(file, buffer.AsMemory(0, n), offset + got, cancellationToken).ConfigureAwait(false);
-                got += n;
-                onBytes(n);
-            }
-            return (got, Convert.ToHexStringLower(sha.GetHashAndReset()));
-        }
-        finally
-        {
-            ArrayPool<byte>.Shared.Return(buffer);
-        }
-    }
 
     /// <summary>The trailer <c>quicsend-sha256</c>, if the server sent one (a third-party server does not).</summary>
     private static async Task<string?> TrailerShaAsync(QuicSendResponse response, CancellationToken cancellationToken)
@@ -286,7 +244,8 @@ internal static class StripedTransfer
                 long moved = 0;
                 try
                 {
-                    var (got, sha) = await ReceiveAtAsync(r.Body, file, first, count, n => { moved += n; shared.Add(n); }, ct).ConfigureAwait(false);
+                    var (got, sha, overflow) = await FileTransfer.ReceiveIntoFileAsync(r.Body, file, first, count, n => { moved += n; shared.Add(n); }, ct).ConfigureAwait(false);
+                    if (overflow) throw new InvalidDataException($"The server sent more than the {count} bytes asked for at {first}.");
                     if (got != count) throw new InvalidDataException($"The piece at {first} ended after {got} of {count} bytes.");
                     if (await TrailerShaAsync(r, ct).ConfigureAwait(false) is string theirs && theirs != sha)
                         throw new InvalidDataException($"The piece at {first} failed its SHA-256 check (server {theirs}, received {sha}).");
