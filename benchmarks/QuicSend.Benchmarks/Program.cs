@@ -112,7 +112,7 @@ if (Engine.HasPacingSwitch)
     foreach (var (name, options) in paths)
         foreach (var (ccName, cc) in new[] { (Engine.Bbr, Engine.BbrControl), ("CUBIC", CongestionControl.Cubic) })
             foreach (var n in new[] { 1, pool })
-                await PathRow(Group.Pool, $"{name}: {ccName} ×{n}", $"striped download, stops at {deadline.TotalSeconds:0} s",
+                await Row(Group.Pool, $"{name}: {ccName} ×{n}", $"striped download, stops at {deadline.TotalSeconds:0} s",
                     () => Files().Run(n, upload: false, cc, options, deadline));
     made?.Dispose();
 }
@@ -172,18 +172,6 @@ return 0;
 bool Selected(string name) => only is null
     || (only.StartsWith('=') ? name == only[1..] : name.Contains(only, StringComparison.OrdinalIgnoreCase));
 
-// Path rows take seconds each and run the same code as the loopback rows: no warm-up run.
-async Task PathRow(Group group, string name, string note, Func<Task<Sample>> run)
-{
-    if (!Selected(name)) return;
-    for (int i = 0; i < runs; i++)
-    {
-        var s = await run();
-        results.Add(group, name, note, s);
-        Console.WriteLine($"  {name} #{i + 1}: {s.MiBs:0.0} MiB/s, {s.Bytes / 1048576.0:0} MiB in {s.Seconds:0.00} s, CPU {s.CpuPerGiB:0.00} s/GiB");
-    }
-}
-
 void WriteResults(string file)
 {
     using var w = new StreamWriter(file);
@@ -206,11 +194,6 @@ void WriteResults(string file)
 #if !QUINN_PROTO_ENGINE
 void PrintFairnessAndRpc(TextWriter o)
 {
-    static double Median(IEnumerable<double> v)
-    {
-        var a = v.Order().ToArray();
-        return a.Length % 2 == 1 ? a[a.Length / 2] : (a[a.Length / 2 - 1] + a[a.Length / 2]) / 2;
-    }
     if (fairRows.Count > 0)
     {
         var link = fairRows[0].Runs[0].LinkMiBs;
@@ -236,8 +219,8 @@ void PrintFairnessAndRpc(TextWriter o)
     o.WriteLine("| RPC | requests/s (min–max) | p50 ms | p99 ms | CPU µs/request |");
     o.WriteLine("|---|---|---|---|---|");
     foreach (var (name, list) in rpcRows)
-        o.WriteLine($"| {name} | {Median(list.Select(r => r.PerSecond)):0} ({list.Min(r => r.PerSecond):0}–{list.Max(r => r.PerSecond):0}) | " +
-                    $"{Median(list.Select(r => r.P50Ms)):0.000} | {Median(list.Select(r => r.P99Ms)):0.000} | {Median(list.Select(r => r.CpuUsPerRequest)):0} |");
+        o.WriteLine($"| {name} | {Report.Median(list.Select(r => r.PerSecond)):0} ({list.Min(r => r.PerSecond):0}–{list.Max(r => r.PerSecond):0}) | " +
+                    $"{Report.Median(list.Select(r => r.P50Ms)):0.000} | {Report.Median(list.Select(r => r.P99Ms)):0.000} | {Report.Median(list.Select(r => r.CpuUsPerRequest)):0} |");
 }
 #endif
 
