@@ -84,6 +84,8 @@ internal static class QsConst
     public const int QS_CC_CUBIC = 1;
     public const int QS_CC_RENO = 2;
 
+    public const int QS_PACING_SLACK_NS = 250000;
+
     public const int QS_EVENT_CONNECTION_INCOMING = 1;
     public const int QS_EVENT_CONNECTED = 2;
     public const int QS_EVENT_HANDSHAKE_FAILED = 3;

@@ -19,7 +19,7 @@ internal sealed unsafe class EndpointDriver : IDisposable
     private const int EventBatch = 4096;      // events per turn
     private const int BufferSize = 1 << 16;
     private const int TransmitCapacity = 65000; // one GSO send: at most 64 KiB of UDP payload
-    private const long PacingSlackNs = 50_000; // sending this much early costs nothing measurable
+    private const long PacingSlackNs = QsConst.QS_PACING_SLACK_NS; // the shim's: it already woke us this early on purpose
 
     private readonly QsEndpointHandle _handle;
     private readonly DatagramSocket _socket;
