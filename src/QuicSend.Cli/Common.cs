@@ -113,6 +113,12 @@ internal sealed class ClientSetup
         DefaultValueFactory = _ => 4,
     };
 
+    public readonly Option<bool> NoResume = new("--no-resume")
+    {
+        Description = "Start afresh and keep nothing when interrupted. By default an interrupted transfer of a file over 32 MiB keeps what it moved " +
+                      "(a download: .NAME.quicsend-resume.* beside the target; an upload: on the server, for its idle timeout) and the same command resumes it.",
+    };
+
     public readonly Option<string?> Name = new("--name")
     {
         HelpName = "NAME",
@@ -135,7 +141,7 @@ internal sealed class ClientSetup
     }
 
     /// <summary>Checks the options and connects (the pool's handshakes done), or fails with the cause and fix.</summary>
-    public async Task<QuicSendClient> ConnectAsync(ParseResult p, ServerUrl url, CancellationToken ct, int? connections = null)
+    public async Task<QuicSendClient> ConnectAsync(ParseResult p, ServerUrl url, CancellationToken ct, int? connections = null, bool transfers = false)
     {
         int n = connections ?? p.GetValue(Connections);
         if (n is < 1 or > 64) throw CliException.Usage($"--connections takes 1 to 64, not {n}.");
@@ -185,6 +191,7 @@ internal sealed class ClientSetup
             Token = token,
             ServerName = name,
             Connections = n,
+            ResumableTransfers = transfers && !p.GetValue(NoResume),
         }, ct);
     }
 }

@@ -18,6 +18,7 @@ internal static class TransferCommands
         var setup = new ClientSetup();
         var cmd = new Command("send", "Upload files to a `quicsend serve` server, with a progress bar each; the server verifies every file's SHA-256 before keeping it.") { args };
         setup.AddTo(cmd);
+        cmd.Options.Add(setup.NoResume);
         cmd.SetAction((p, _) => Cli.RunAsync(async ct =>
         {
             var all = p.GetValue(args)!;
@@ -39,16 +40,18 @@ internal static class TransferCommands
                     throw CliException.Usage($"'{remote}' cannot be stored on the server: {why} Rename it, or name it with https://{url.Authority}/files/NAME.");
                 jobs.Add((full, remote, new FileInfo(full).Length));
             }
-            await using var client = await setup.ConnectAsync(p, url, ct);
+            await using var client = await setup.ConnectAsync(p, url, ct, transfers: true);
             var results = await Transfers.RunAsync(jobs.Select(j => new Transfers.Job(j.Remote, j.Length,
                 (progress, token) => client.UploadFileAsync(j.Local, j.Remote, progress, token))).ToList(), ct);
             foreach (var r in results)
                 Console.WriteLine($"sent {r.Name} -> {url.Base}{FileTransfer.PathFor(r.Name)}: {Format.Bytes(r.Length)} in {r.Elapsed.TotalSeconds:0.00} s " +
-                                  $"({Format.Rate(r.Length, r.Elapsed)}), verified sha256 {r.Sha256}");
+                                  $"({Format.Rate(r.Length - r.ResumedBytes, r.Elapsed)}), verified sha256 {r.Sha256}{Resumed(r)}");
             return ExitCode.Success;
         }));
         return cmd;
     }
+
+    private static string Resumed(FileTransferResult r) => r.ResumedBytes > 0 ? $"; resumed: {Format.Bytes(r.ResumedBytes)} were already there" : "";
 
     public static Command Get()
     {
@@ -61,6 +64,7 @@ internal static class TransferCommands
         var cmd = new Command("get", "Download files from a `quicsend serve` server, with a progress bar each; each is verified by SHA-256 and renamed into place only then " +
                                      "(an existing file at the target is replaced).") { args };
         setup.AddTo(cmd);
+        cmd.Options.Add(setup.NoResume);
         cmd.SetAction((p, _) => Cli.RunAsync(async ct =>
         {
             var all = p.GetValue(args)!;
@@ -86,7 +90,7 @@ internal static class TransferCommands
                 throw new CliException(ExitCode.LocalIo, $"the folder '{Path.GetDirectoryName(destFull)}' does not exist: create it first.");
             if (names.Distinct().Count() != names.Count) throw CliException.Usage("the same file is named twice.");
 
-            await using var client = await setup.ConnectAsync(p, server, ct);
+            await using var client = await setup.ConnectAsync(p, server, ct, transfers: true);
             var jobs = new List<Transfers.Job>();
             foreach (var name in names)
             {
@@ -97,7 +101,7 @@ internal static class TransferCommands
             var results = await Transfers.RunAsync(jobs, ct);
             foreach (var r in results)
                 Console.WriteLine($"got {r.Name} -> {r.Path}: {Format.Bytes(r.Length)} in {r.Elapsed.TotalSeconds:0.00} s " +
-                                  $"({Format.Rate(r.Length, r.Elapsed)}), verified sha256 {r.Sha256}");
+                                  $"({Format.Rate(r.Length - r.ResumedBytes, r.Elapsed)}), verified sha256 {r.Sha256}{Resumed(r)}");
             return ExitCode.Success;
         }));
         return cmd;

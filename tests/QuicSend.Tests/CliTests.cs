@@ -153,7 +153,7 @@ public class CliTests
     private static extern int Kill(int pid, int signal);
 
     /// <summary>The tool's build output, built with the same configuration as these tests.</summary>
-    private static string CliDll()
+    internal static string CliDll()
     {
         var testDir = new DirectoryInfo(TestContext.CurrentContext.TestDirectory);   // tests/QuicSend.Tests/bin/<config>/net10.0
         var configuration = testDir.Parent!.Name;
@@ -165,7 +165,7 @@ public class CliTests
         return dll;
     }
 
-    private static int FreeUdpPort()
+    internal static int FreeUdpPort()
     {
         using var s = new Socket(AddressFamily.InterNetworkV6, SocketType.Dgram, ProtocolType.Udp) { DualMode = true };
         s.Bind(new IPEndPoint(IPAddress.IPv6Any, 0));

@@ -38,7 +38,7 @@ public class StripingTests
     [TearDown]
     public void DeleteFiles() => _work.Delete(recursive: true);
 
-    private static string WriteRandom(string path, long size)
+    internal static string WriteRandom(string path, long size)
     {
         using var sha = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
         using var f = File.Create(path);
@@ -52,7 +52,7 @@ public class StripingTests
         return Convert.ToHexStringLower(sha.GetHashAndReset());
     }
 
-    private static string HashOf(string path)
+    internal static string HashOf(string path)
     {
         using var f = File.OpenRead(path);
         return Convert.ToHexStringLower(SHA256.HashData(f));
@@ -71,7 +71,7 @@ public class StripingTests
     }
 
     /// <summary>A file server whose requests pass through <paramref name="before"/> first (to delay or count them).</summary>
-    private sealed class Serving : IAsyncDisposable
+    internal sealed class Serving : IAsyncDisposable
     {
         private readonly CancellationTokenSource _stop = new();
         private readonly Task _loop;
@@ -468,7 +468,7 @@ public class StripingTests
     }
 
     /// <summary>Progress reported synchronously on the reporting thread.</summary>
-    private sealed class SyncProgress(Action<long> onReport) : IProgress<long>
+    internal sealed class SyncProgress(Action<long> onReport) : IProgress<long>
     {
         public void Report(long value) => onReport(value);
     }

@@ -32,7 +32,7 @@ public static partial class FileTransfer
     public const int BufferSize = 1 << 20;
 
     private const int MaxNameBytes = 255;
-    private const string PartialSuffix = ".partial";
+    internal const string PartialSuffix = ".partial";
 
     /// <summary>
     /// Checks that <paramref name="name"/> is a plain file name a server may store under its folder:

@@ -25,7 +25,7 @@ public static partial class FileTransfer
         ArgumentException.ThrowIfNullOrEmpty(localPath);
         CheckName(remoteName, nameof(remoteName));
         var full = Path.GetFullPath(localPath);
-        if (client.Pool.Usable().Count > 1 && File.Exists(full) && new FileInfo(full).Length > 2L * client.Options.ChunkSize)
+        if ((client.Pool.Usable().Count > 1 || client.Options.ResumableTransfers) && File.Exists(full) && new FileInfo(full).Length > 2L * client.Options.ChunkSize)
             return await UploadStripedAsync(client, full, remoteName, progress, cancellationToken).ConfigureAwait(false);
         var input = OpenForUpload(full);
         await using var _ = input.ConfigureAwait(false);
@@ -87,8 +87,14 @@ public static partial class FileTransfer
         var sw = Stopwatch.StartNew();
         try
         {
-            var (length, sha, response) = await StripedTransfer.UploadAsync(client, full, remoteName, progress, cancellationToken).ConfigureAwait(false);
-            return await UploadAnsweredAsync(response, full, remoteName, length, sha, sw, cancellationToken).ConfigureAwait(false);
+            var (length, sha, response, resumed) = await StripedTransfer.UploadAsync(client, full, remoteName, progress, cancellationToken).ConfigureAwait(false);
+            var result = await UploadAnsweredAsync(response, full, remoteName, length, sha, sw, cancellationToken).ConfigureAwait(false);
+            return resumed == 0 ? result : new FileTransferResult
+            {
+                Direction = result.Direction, Name = result.Name, Path = result.Path, Status = result.Status, Succeeded = result.Succeeded,
+                Message = $"{result.Message} It resumed an earlier attempt: the server held {resumed} bytes already.",
+                Length = result.Length, Sha256 = result.Sha256, Elapsed = result.Elapsed, ResumedBytes = resumed,
+            };
         }
         catch (QuicException q) when (!cancellationToken.IsCancellationRequested)
         {
@@ -176,16 +182,17 @@ public static partial class FileTransfer
         if (!Directory.Exists(dir)) throw new DirectoryNotFoundException($"The folder to download into does not exist: '{dir}'.");
 
         var sw = Stopwatch.StartNew();
-        if (client.Pool.Usable().Count > 1)
+        if (client.Pool.Usable().Count > 1 || client.Options.ResumableTransfers)
         {
             try
             {
-                if (await StripedTransfer.DownloadAsync(client, remoteName, full, progress, cancellationToken).ConfigureAwait(false) is var (sl, ss))
+                if (await StripedTransfer.DownloadAsync(client, remoteName, full, progress, cancellationToken).ConfigureAwait(false) is var (sl, ss, resumed))
                     return new FileTransferResult
                     {
                         Direction = FileTransferDirection.Download, Name = remoteName, Path = full, Status = 206, Succeeded = true,
-                        Message = $"Downloaded '{remoteName}' to '{full}' over {client.Pool.Usable().Count} connections.",
-                        Length = sl, Sha256 = ss, Elapsed = sw.Elapsed,
+                        Message = $"Downloaded '{remoteName}' to '{full}' over {client.Pool.Usable().Count} connection(s)" +
+                                  (resumed > 0 ? $", resuming with {resumed} bytes kept from an earlier attempt." : "."),
+                        Length = sl, Sha256 = ss, Elapsed = sw.Elapsed, ResumedBytes = resumed,
                     };
             }
             catch (QuicException q) when (!cancellationToken.IsCancellationRequested)

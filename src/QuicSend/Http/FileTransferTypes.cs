@@ -40,6 +40,9 @@ public sealed class FileTransferResult
     /// <summary>The verified SHA-256 of the file in lowercase hex, when <see cref="Succeeded"/>.</summary>
     public string? Sha256 { get; init; }
 
+    /// <summary>Bytes a resumed transfer did not move again: kept from an earlier, interrupted attempt (see <see cref="QuicSendClientOptions.ResumableTransfers"/>).</summary>
+    public long ResumedBytes { get; init; }
+
     /// <summary>Time from the start of the request to the verified file.</summary>
     public TimeSpan Elapsed { get; init; }
 
@@ -70,6 +73,9 @@ public sealed class FileTransferException : IOException
 
     /// <summary>The text the server sent with its refusal, if any.</summary>
     public string? ServerMessage { get; }
+
+    /// <summary>The source changed while it was being transferred: nothing of it may be kept or resumed.</summary>
+    internal bool SourceChanged { get; init; }
 }
 
 /// <summary>

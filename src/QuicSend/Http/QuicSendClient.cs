@@ -27,6 +27,17 @@ public sealed class QuicSendClientOptions
 
     /// <summary>The piece a striped transfer is cut into (default 16 MiB); files up to twice this size go whole on one connection.</summary>
     public int ChunkSize { get; init; } = 16 << 20;
+
+    /// <summary>
+    /// Whether an interrupted file transfer keeps what it moved so the same call resumes it (default false:
+    /// a failed transfer leaves nothing behind). Applies to files over twice <see cref="ChunkSize"/>, which then
+    /// travel in chunks even on one connection. A download keeps <c>.&lt;name&gt;.quicsend-resume.partial</c> and
+    /// <c>.json</c> beside its target, resumed only for the same server, name and version (ETag) and verified whole
+    /// at the end; an upload uses an id derived from the file (path, length, modification time) and the remote name,
+    /// asks the server which chunks it holds and sends the rest — the server keeps them while the upload is idle for
+    /// less than its session timeout (10 minutes by default), not across a server restart.
+    /// </summary>
+    public bool ResumableTransfers { get; init; }
 }
 
 /// <summary>
@@ -113,6 +124,9 @@ public sealed class QuicSendClient : IAsyncDisposable, IDisposable
     internal ConnectionPool Pool => _pool;
 
     internal QuicSendClientOptions Options => _options;
+
+    /// <summary>Names a resource of this server for a resume record: its address, the name it is reached by, the path.</summary>
+    internal string SourceOf(string path) => $"{_server} {_authority}{path}";
 
     /// <summary>Completes when the server announced a graceful shutdown (HTTP/3 GOAWAY): it still answers
     /// what it received and takes no new requests. Fails if the connection could not be made.</summary>

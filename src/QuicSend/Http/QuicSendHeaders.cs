@@ -24,6 +24,8 @@ public static class QuicSendHeaders
     public const string UploadId = "quicsend-upload-id";
     public const string UploadLength = "quicsend-upload-length";
     public const string UploadCommit = "quicsend-upload-commit";
+    /// <summary>The server's answer to a resuming client: the byte ranges of an upload it holds, verified.</summary>
+    public const string UploadReceived = "quicsend-upload-received";
 
     public const string OctetStream = "application/octet-stream";
     public const string Text = "text/plain";

@@ -24,16 +24,21 @@ internal sealed class ChunkScheduler
     private Exception? _fatal;
     private Exception? _lastFailure; // of a chunk, for the message when no connection is left
 
-    public ChunkScheduler(long length, int chunkSize, CancellationToken cancellationToken)
+    /// <summary>Queues every chunk of <paramref name="length"/> bytes but those <paramref name="alreadyDone"/> (a resumed transfer's).</summary>
+    public ChunkScheduler(long length, int chunkSize, CancellationToken cancellationToken, Func<int, bool>? alreadyDone = null)
     {
         ChunkSize = chunkSize;
         Length = length;
         Count = (int)((length + chunkSize - 1) / chunkSize);
         _attempts = new int[Count];
-        _remaining = Count;
         _stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-        for (int i = 0; i < Count; i++) _queue.Writer.TryWrite(i);
-        if (Count == 0) _queue.Writer.TryComplete();
+        for (int i = 0; i < Count; i++)
+        {
+            if (alreadyDone?.Invoke(i) == true) continue;
+            _queue.Writer.TryWrite(i);
+            _remaining++;
+        }
+        if (_remaining == 0) _queue.Writer.TryComplete();
     }
 
     public long Length { get; }
@@ -200,8 +205,10 @@ internal static class StripedTransfer
     /// every piece must come from one version of the file (its ETag, enforced with <c>if-match</c>), each piece is
     /// checked against the server's SHA-256 trailer, the whole against the server's <c>repr-digest</c>, then it is
     /// flushed and renamed into place. Returns null when the server does not offer ranges (the caller then downloads whole).
+    /// With <see cref="QuicSendClientOptions.ResumableTransfers"/>, an interrupted download keeps its pieces
+    /// (see <see cref="DownloadResume"/>) and the next call for the same target and version fetches only the rest.
     /// </summary>
-    public static async Task<(long Length, string Sha256)?> DownloadAsync(QuicSendClient client, string remoteName, string full,
+    public static async Task<(long Length, string Sha256, long Resumed)?> DownloadAsync(QuicSendClient client, string remoteName, string full,
         IProgress<long>? progress, CancellationToken cancellationToken)
     {
         var path = FileTransfer.PathFor(remoteName);
@@ -219,14 +226,19 @@ internal static class StripedTransfer
 
         // The whole file's digest, asked for at once: the server hashes while the chunks move.
         var digest = WholeDigestAsync(client, path, etag, cancellationToken);
-        var chunks = new ChunkScheduler(length, chunkSize, cancellationToken);
+        using var resume = client.Options.ResumableTransfers ? DownloadResume.Open(full, client.SourceOf(path), etag, length, chunkSize) : null;
+        var chunks = new ChunkScheduler(length, chunkSize, cancellationToken, resume is null ? null : resume.IsDone);
         var shared = new SharedProgress(progress);
-        var temp = FileTransfer.TemporaryPathFor(full);
+        if (resume?.ResumedBytes > 0) shared.Add(resume.ResumedBytes);
+        var temp = resume?.PartialPath ?? FileTransfer.TemporaryPathFor(full);
         bool kept = false;
         try
         {
-            using var file = File.OpenHandle(temp, FileMode.CreateNew, FileAccess.ReadWrite, FileShare.None, FileOptions.Asynchronous, preallocationSize: length);
+            using var file = resume?.OpenPartial()
+                ?? File.OpenHandle(temp, FileMode.CreateNew, FileAccess.ReadWrite, FileShare.None, FileOptions.Asynchronous, preallocationSize: length);
             using var hasher = new InOrderHasher(file, chunks);
+            for (int i = 0; i < chunks.Count; i++)
+                if (resume?.IsDone(i) == true) hasher.Completed(i); // hashed from the partial file, in order, like the rest
             var hashing = hasher.RunAsync(chunks.Token);
             await chunks.RunAsync(client.Pool.Usable(), WorkersPerConnection, async (conn, chunk, ct) =>
             {
@@ -234,13 +246,13 @@ internal static class StripedTransfer
                 using var r = await client.SendAsync("GET", path, null, null,
                     [new(QuicSendHeaders.Range, "bytes=" + Range(first, count)), new(QuicSendHeaders.IfMatch, etag)], 0, ct, on: conn).ConfigureAwait(false);
                 if (r.Status == 412)
-                    throw new FileTransferException($"'{remoteName}' changed on the server during the download (its version is no longer {etag}); '{full}' was not written. Download it again.", 412);
+                    throw new FileTransferException($"'{remoteName}' changed on the server during the download (its version is no longer {etag}); '{full}' was not written. Download it again.", 412) { SourceChanged = true };
                 if (r.Status != 206)
                     throw new FileTransferException($"Downloading bytes {Range(first, count)} of '{remoteName}' failed: the server answered {r.Status}, not 206.", r.Status);
                 var expected = $"bytes {Range(first, count)}/{length.ToString(CultureInfo.InvariantCulture)}";
                 if (Header(r, QuicSendHeaders.ContentRange) != expected || Header(r, QuicSendHeaders.ETag) != etag)
                     throw new FileTransferException($"'{remoteName}' changed on the server during the download: asked for {expected} of version {etag}, " +
-                                                    $"got {Header(r, QuicSendHeaders.ContentRange)} of {Header(r, QuicSendHeaders.ETag)}. '{full}' was not written.");
+                                                    $"got {Header(r, QuicSendHeaders.ContentRange)} of {Header(r, QuicSendHeaders.ETag)}. '{full}' was not written.") { SourceChanged = true };
                 long moved = 0;
                 try
                 {
@@ -255,25 +267,43 @@ internal static class StripedTransfer
                     shared.Add(-moved); // it will be fetched again (a cancelled transfer keeps its count: it is what arrived)
                     throw;
                 }
-            }, hasher.Completed).ConfigureAwait(false);
+            }, chunk => { resume?.Completed(chunk); hasher.Completed(chunk); }).ConfigureAwait(false);
 
             var ours = await hashing.ConfigureAwait(false);
             var theirs = await digest.ConfigureAwait(false);
             if (theirs is not null && theirs != ours)
                 throw new InvalidDataException($"The download of '{remoteName}' failed its SHA-256 check: the server's repr-digest is {theirs}, " +
-                                               $"the {length} bytes assembled hash to {ours}. '{full}' was not written.");
+                                               $"the {length} bytes assembled hash to {ours}. '{full}' was not written" +
+                                               (resume?.ResumedBytes > 0 ? $" (it resumed {resume.ResumedBytes} bytes kept from an earlier attempt, now removed)." : "."));
             RandomAccess.FlushToDisk(file);
             file.Dispose();
+            if (resume is not null) await resume.DiscardRecordAsync().ConfigureAwait(false);
             File.Move(temp, full, overwrite: true);
             kept = true;
-            return (length, ours);
+            return (length, ours, resume?.ResumedBytes ?? 0);
+        }
+        catch (Exception e) when (resume is not null && !kept && KeepsForResume(e))
+        {
+            var note = await resume.StopAndKeepAsync().ConfigureAwait(false);
+            kept = true; // the partial file stays for the next attempt
+            if (e is OperationCanceledException) throw;
+            throw new FileTransferException($"{e.Message} {note}", e is FileTransferException f ? f.StatusCode : 0, null, e);
         }
         finally
         {
-            if (!kept) FileTransfer.DeleteQuietly(temp);
+            if (!kept)
+            {
+                if (resume is not null) await resume.DiscardAsync().ConfigureAwait(false);
+                else FileTransfer.DeleteQuietly(temp);
+            }
             try { await digest.ConfigureAwait(false); } catch { }
         }
     }
+
+    /// <summary>Failures after which the pieces on disk are still good for the same version: the connections, not the data, failed.</summary>
+    private static bool KeepsForResume(Exception e) => e is QuicException or OperationCanceledException
+        || e is FileTransferException { StatusCode: 0, SourceChanged: false }
+        || (e is FileTransferException { StatusCode: >= 500 and not 507 });
 
     /// <summary>The server's whole-file SHA-256 (RFC 9530 repr-digest) for the version <paramref name="etag"/>; null when it gives none.</summary>
     private static async Task<string?> WholeDigestAsync(QuicSendClient client, string path, string etag, CancellationToken cancellationToken)
@@ -288,22 +318,39 @@ internal static class StripedTransfer
     /// Uploads in chunks striped over the pool, each with its own SHA-256, then commits with the whole
     /// file's SHA-256; the server stores the file only when everything checks out. A file that changes
     /// while it is read fails the upload (and nothing is stored). Returns the server's answer to the commit.
+    /// With <see cref="QuicSendClientOptions.ResumableTransfers"/> the upload id is derived from the file and the
+    /// name, the server is asked which chunks of it it holds (<c>quicsend-upload-received</c>), only the rest is sent,
+    /// and an upload that breaks off is left with the server (not abandoned) for the next attempt.
     /// </summary>
-    public static async Task<(long Length, string Sha256, QuicSendResponse Committed)> UploadAsync(QuicSendClient client, string full, string remoteName,
+    public static async Task<(long Length, string Sha256, QuicSendResponse Committed, long Resumed)> UploadAsync(QuicSendClient client, string full, string remoteName,
         IProgress<long>? progress, CancellationToken cancellationToken)
     {
         var path = FileTransfer.PathFor(remoteName);
         using var file = File.OpenHandle(full, FileMode.Open, FileAccess.Read, FileShare.Read, FileOptions.Asynchronous);
         long length = RandomAccess.GetLength(file);
         var version = File.GetLastWriteTimeUtc(file);
-        var id = Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(16));
+        bool resumable = client.Options.ResumableTransfers;
+        var id = resumable ? UploadIdFor(full, length, version, client.SourceOf(path)) : Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(16));
         var total = length.ToString(CultureInfo.InvariantCulture);
-        var chunks = new ChunkScheduler(length, client.Options.ChunkSize, cancellationToken);
+        var held = resumable ? await HeldRangesAsync(client, path, id, length, cancellationToken).ConfigureAwait(false) : [];
+        var chunkSize = client.Options.ChunkSize;
+        bool Held(int chunk)
+        {
+            long first = (long)chunk * chunkSize, last = Math.Min(length, first + chunkSize) - 1;
+            return held.Any(r => r.First <= first && last <= r.Last);
+        }
+        var chunks = new ChunkScheduler(length, chunkSize, cancellationToken, resumable ? Held : null);
+        long resumed = 0;
+        for (int i = 0; i < chunks.Count; i++)
+            if (resumable && Held(i)) resumed += chunks.RangeOf(i).Count;
         var shared = new SharedProgress(progress);
-        bool committed = false;
+        if (resumed > 0) shared.Add(resumed);
+        bool committed = false, keep = false;
         try
         {
             using var hasher = new InOrderHasher(file, chunks);
+            for (int i = 0; i < chunks.Count; i++)
+                if (resumable && Held(i)) hasher.Completed(i); // the local file's bytes, hashed in order like the rest
             var hashing = hasher.RunAsync(chunks.Token);
             await chunks.RunAsync(client.Pool.Usable(), WorkersPerConnection, async (conn, chunk, ct) =>
             {
@@ -362,12 +409,51 @@ internal static class StripedTransfer
                 new(QuicSendHeaders.UploadId, id), new(QuicSendHeaders.UploadCommit, total), new(QuicSendHeaders.Sha256, sha256),
             ], 0, cancellationToken).ConfigureAwait(false);
             committed = true;
-            return (length, sha256, response);
+            return (length, sha256, response, resumed);
+        }
+        catch (Exception e) when (resumable && KeepsForResume(e))
+        {
+            keep = true; // the server keeps the chunks it has while the upload is idle for less than its session timeout
+            if (e is OperationCanceledException) throw;
+            throw new FileTransferException($"{e.Message} The server keeps the chunks it received for a while (10 idle minutes by default); " +
+                                            "uploading the same file again resumes from there.", e is FileTransferException f ? f.StatusCode : 0, null, e);
         }
         finally
         {
-            if (!committed) await AbandonAsync(client, path, id).ConfigureAwait(false);
+            if (!committed && !keep) await AbandonAsync(client, path, id).ConfigureAwait(false);
         }
+    }
+
+    /// <summary>
+    /// A resumable upload's id: the same file (path, length, modification time) sent to the same server under the
+    /// same name gets the same id, so the next attempt finds the chunks the last one left; a changed file gets another.
+    /// </summary>
+    private static string UploadIdFor(string full, long length, DateTime version, string target)
+    {
+        var key = $"quicsend-upload\0{full}\0{length.ToString(CultureInfo.InvariantCulture)}\0{version.Ticks.ToString(CultureInfo.InvariantCulture)}\0{target}";
+        return Convert.ToHexStringLower(SHA256.HashData(System.Text.Encoding.UTF8.GetBytes(key)).AsSpan(0, 16));
+    }
+
+    /// <summary>
+    /// The byte ranges of upload <paramref name="id"/> the server holds, verified (docs/striping.md, "Resuming an upload");
+    /// none when it holds no such upload, holds it for another length, or does not know the question.
+    /// </summary>
+    private static async Task<List<(long First, long Last)>> HeldRangesAsync(QuicSendClient client, string path, string id, long length, CancellationToken cancellationToken)
+    {
+        var ranges = new List<(long First, long Last)>();
+        using var r = await client.SendAsync("HEAD", path, null, null, [new(QuicSendHeaders.UploadId, id)], 0, cancellationToken).ConfigureAwait(false);
+        if (r.Status != 200 || Header(r, QuicSendHeaders.UploadLength) != length.ToString(CultureInfo.InvariantCulture)) return ranges;
+        foreach (var part in Header(r, QuicSendHeaders.UploadReceived).Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
+        {
+            int dash = part.IndexOf('-');
+            if (dash <= 0
+                || !long.TryParse(part.AsSpan(0, dash), NumberStyles.None, CultureInfo.InvariantCulture, out var first)
+                || !long.TryParse(part.AsSpan(dash + 1), NumberStyles.None, CultureInfo.InvariantCulture, out var last)
+                || last < first || last >= length)
+                return []; // an answer we cannot read: send everything
+            ranges.Add((first, last));
+        }
+        return ranges;
     }
 
     /// <summary>Tells the server to drop an unfinished upload now rather than after its idle timeout; best effort.</summary>
