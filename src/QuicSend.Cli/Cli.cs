@@ -67,7 +67,7 @@ internal static class Cli
     public static (int Code, string Message) Describe(Exception e)
     {
         if (Stop.IsCancellationRequested && (e is OperationCanceledException || e.InnerException is OperationCanceledException || e is QuicException or FileTransferException))
-            return (ExitCode.Cancelled, "cancelled (Ctrl+C); nothing partial was kept at the target.");
+            return (ExitCode.Cancelled, "cancelled (Ctrl+C); nothing partial was left at the target (a file over 32 MiB keeps its progress unless --no-resume: the same command resumes it).");
         switch (e)
         {
             case CliException c:

@@ -190,4 +190,45 @@ public class ResumeTests
             server.Dispose();
         }
     }
+
+    [Test]
+    public async Task TheToolKilledMidGetResumesWhenTheSameCommandRunsAgain()
+    {
+        // The tool cuts 48 MiB into three 16 MiB pieces. In the first run the first piece comes at once and the others
+        // only after 20 s, so the tool is killed holding exactly one piece, after its progress was checkpointed.
+        bool slow = true;
+        using var release = new CancellationTokenSource();
+        await using var serving = new StripingTests.Serving(_serverDir, async req =>
+        {
+            var range = HeaderCodec.Get(req.Headers, QuicSendHeaders.Range);
+            if (Volatile.Read(ref slow) && range is not null && !range.StartsWith("bytes=0-", StringComparison.Ordinal))
+            {
+                try { await Task.Delay(20_000, release.Token); } catch (OperationCanceledException) { }
+            }
+        });
+        var root = Path.Combine(_work.FullName, "root.pem");
+        await File.WriteAllTextAsync(root, TestPki.Root.CertificatePem);
+        var url = $"https://localhost:{serving.Server.LocalEndPoint.Port}/files/weights.bin";
+        string[] get = ["get", url, Target, "--root", root, "--connections", "2"];
+        var record = Path.Combine(_clientDir, ".weights.bin.quicsend-resume.json");
+
+        using (var first = new DotnetProcess("quicsend get", CliTests.CliDll(), get, _work.FullName, HttpTests.Token))
+        {
+            var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(30);
+            while (!File.Exists(record) && DateTime.UtcNow < deadline) await Task.Delay(20);
+            Assert.That(File.Exists(record), Is.True, "the download recorded its progress within 30 s");
+        } // SIGKILL
+        Assert.That(File.Exists(Target), Is.False, "nothing at the target after the kill");
+        Volatile.Write(ref slow, false);
+        release.Cancel();
+        serving.Drain();
+
+        using var second = new DotnetProcess("quicsend get", CliTests.CliDll(), get, _work.FullName, HttpTests.Token);
+        Assert.That(await second.WaitForExitAsync(TimeSpan.FromSeconds(60)), Is.EqualTo(0), second.Output + second.Errors);
+        Assert.That(second.Output, Does.Contain("resumed:").And.Contain(_sourceHash), second.Output);
+        Assert.That(StripingTests.HashOf(Target), Is.EqualTo(_sourceHash));
+        var served = serving.Drain().Where(r => r.Result.Status == 206).Sum(r => r.Result.Length);
+        Assert.That(served, Is.EqualTo(Size - (16L << 20)), "the second run fetched only the two pieces the first had not kept");
+        Assert.That(ClientEntries(), Is.EqualTo(new[] { "weights.bin" }));
+    }
 }
