@@ -163,7 +163,8 @@ Task("Pack")
     foreach (var project in new[] { "src/QuicSend/QuicSend.csproj", "src/QuicSend.Cli/QuicSend.Cli.csproj" })
     {
         if (!FileExists(repo.CombineWithFilePath(project))) continue;
-        if (Run("dotnet", $"pack {project} -c {configuration} -o {packages}") != 0)
+        // QuicSendNativeLib: the stripped copy is the one the tool package carries beside QuicSend.dll, too.
+        if (Run("dotnet", $"pack {project} -c {configuration} -o {packages} -p:QuicSendNativeLib={shim}") != 0)
             throw new Exception($"Packing {project} failed (see above).");
     }
 });
