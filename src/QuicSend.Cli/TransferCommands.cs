@@ -42,7 +42,8 @@ internal static class TransferCommands
             }
             await using var client = await setup.ConnectAsync(p, url, ct, transfers: true);
             var results = await Transfers.RunAsync(jobs.Select(j => new Transfers.Job(j.Remote, j.Length,
-                (progress, token) => client.UploadFileAsync(j.Local, j.Remote, progress, token))).ToList(), ct);
+                (progress, token) => client.UploadFileAsync(j.Local, j.Remote, progress, token),
+                ConnectionBytes: Transfers.BytesPerConnection(client, received: false))).ToList(), ct);
             foreach (var r in results)
                 Console.WriteLine($"sent {r.Name} -> {url.Base}{FileTransfer.PathFor(r.Name)}: {Format.Bytes(r.Length)} in {r.Elapsed.TotalSeconds:0.00} s " +
                                   $"({Format.Rate(r.Length - r.ResumedBytes, r.Elapsed)}), verified sha256 {r.Sha256}{Resumed(r)}");
@@ -96,7 +97,7 @@ internal static class TransferCommands
             {
                 var target = toFolder ? Path.Combine(destFull, name) : destFull;
                 jobs.Add(new Transfers.Job(name, null, (progress, token) => client.DownloadFileAsync(name, target, progress, token),
-                    token => LengthOfAsync(client, name, token)));
+                    token => LengthOfAsync(client, name, token), Transfers.BytesPerConnection(client, received: true)));
             }
             var results = await Transfers.RunAsync(jobs, ct);
             foreach (var r in results)
@@ -126,7 +127,36 @@ internal static class TransferCommands
 internal static class Transfers
 {
     public sealed record Job(string Name, long? Length, Func<IProgress<long>, CancellationToken, Task<FileTransferResult>> Run,
-        Func<CancellationToken, Task<long?>>? Measure = null);
+        Func<CancellationToken, Task<long?>>? Measure = null, Func<IReadOnlyList<long>>? ConnectionBytes = null);
+
+    /// <summary>Bytes each of the client's connections has moved in one direction so far (for the per-connection rates).</summary>
+    public static Func<IReadOnlyList<long>> BytesPerConnection(QuicSendClient client, bool received) =>
+        () => client.ActiveConnections.Select(c => { var s = c.GetStats(); return received ? s.UdpBytesReceived : s.UdpBytesSent; }).ToList();
+
+    /// <summary>Refreshes the task's description with each connection's rate, twice a second, while the transfer runs.</summary>
+    private static async Task ShowConnectionsAsync(ProgressTask task, string name, Func<IReadOnlyList<long>> bytes, CancellationToken ct)
+    {
+        var last = bytes();
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        try
+        {
+            while (true)
+            {
+                await Task.Delay(500, ct);
+                var now = bytes();
+                var seconds = clock.Elapsed.TotalSeconds;
+                clock.Restart();
+                if (now.Count > 1)
+                {
+                    var rates = now.Select((b, i) => i < last.Count ? Math.Max(0, b - last[i]) / seconds / 1048576 : 0);
+                    task.Description = $"{Markup.Escape(name)} [grey]{now.Count} conns: {string.Join(" ", rates.Select(r => r.ToString("0")))} MiB/s[/]";
+                }
+                last = now;
+            }
+        }
+        catch (OperationCanceledException) { }
+        catch (Exception e) when (e is QuicException or ObjectDisposedException or InvalidOperationException) { } // the transfer reports its own failure
+    }
 
     private sealed class TaskProgress(ProgressTask task) : IProgress<long>
     {
@@ -164,7 +194,19 @@ internal static class Transfers
                         else task.IsIndeterminate = true;
                     }
                     task.StartTask();
-                    var r = await job.Run(new TaskProgress(task), ct);
+                    using var stopShowing = CancellationTokenSource.CreateLinkedTokenSource(ct);
+                    var showing = job.ConnectionBytes is null ? Task.CompletedTask : ShowConnectionsAsync(task, job.Name, job.ConnectionBytes, stopShowing.Token);
+                    FileTransferResult r;
+                    try
+                    {
+                        r = await job.Run(new TaskProgress(task), ct);
+                    }
+                    finally
+                    {
+                        stopShowing.Cancel();
+                        await showing;
+                    }
+                    task.Description = Markup.Escape(job.Name);
                     task.MaxValue = Math.Max(1, r.Length);
                     task.Value = task.MaxValue;
                     task.StopTask();
