@@ -184,7 +184,12 @@ public sealed class QuicSendClient : IAsyncDisposable, IDisposable
                 : writeBody is not null ? writeBody(stream).AsTask()
                 : body.WriteToAsync(stream.Stream, cancellationToken).AsTask();
             var headers = HeaderCodec.Unpack(await stream.ReadHeadersAsync(cancellationToken).ConfigureAwait(false));
-            var response = new QuicSendResponse(requestId, stream, headers);
+            var response = new QuicSendResponse(requestId, stream, headers, toHead: method == "HEAD");
+            if (!sending.IsCompleted)
+            {
+                response.ContinueSending(sending); // full duplex: see ContinueSending
+                return response;
+            }
             try
             {
                 await sending.ConfigureAwait(false);

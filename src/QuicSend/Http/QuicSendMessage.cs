@@ -10,7 +10,7 @@ public abstract class QuicSendMessage : IAsyncDisposable, IDisposable
     private protected readonly Http3RequestStream _stream;
     private bool _bodyRead;
 
-    private readonly Stream _body;
+    private protected Stream _body;
 
     private protected QuicSendMessage(Http3RequestStream stream, List<KeyValuePair<string, string>> headers, long maxBodyBytes = long.MaxValue)
     {
@@ -20,6 +20,12 @@ public abstract class QuicSendMessage : IAsyncDisposable, IDisposable
         HeaderInfo = HeaderCodec.Get(headers, QuicSendHeaders.HeaderInfo);
         ContentType = HeaderCodec.Get(headers, QuicSendHeaders.ContentType) ?? QuicSendHeaders.OctetStream;
         if (long.TryParse(HeaderCodec.Get(headers, QuicSendHeaders.ContentLength), out var len)) ContentLength = len;
+    }
+
+    /// <summary>Holds the body to its content-length (not for answers that carry none: HEAD, 204, 304).</summary>
+    private protected void CheckContentLength()
+    {
+        if (ContentLength is long len and >= 0) _body = new ContentLengthStream(_body, len);
     }
 
     /// <summary>Every header field received, pseudo-headers included.</summary>

@@ -16,6 +16,7 @@ public sealed class QuicSendRequest : QuicSendMessage
         Path = HeaderCodec.Get(headers, ":path") ?? "";
         Authority = HeaderCodec.Get(headers, ":authority");
         MaxBodyBytes = maxBodyBytes;
+        CheckContentLength();
     }
 
     /// <summary>The server-assigned id of the connection the request came on.</summary>

@@ -1,0 +1,41 @@
+namespace QuicSend.Http;
+
+/// <summary>
+/// A message body with a <c>content-length</c>: its end must come exactly there (RFC 9114 §4.1.2). A body that ends
+/// early — its stream finished, or reset in a way the engine reports as an end — fails the read that finds the end
+/// instead of reading as complete; one that runs past the length fails too.
+/// </summary>
+internal sealed class ContentLengthStream(Stream inner, long length) : Stream
+{
+    private long _read;
+
+    public override async ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default)
+    {
+        int n = await inner.ReadAsync(buffer, cancellationToken).ConfigureAwait(false);
+        _read += n;
+        if (_read > length)
+            throw new InvalidDataException($"The body is longer than its content-length: {length} bytes declared, at least {_read} received.");
+        if (n == 0 && buffer.Length > 0 && _read < length)
+            throw new InvalidDataException($"The body is shorter than its content-length: {length} bytes declared, {_read} received (it was cut short).");
+        return n;
+    }
+
+    public override int Read(byte[] buffer, int offset, int count) => ReadAsync(buffer.AsMemory(offset, count)).AsTask().GetAwaiter().GetResult();
+    public override Task<int> ReadAsync(byte[] buffer, int offset, int count, CancellationToken ct) => ReadAsync(buffer.AsMemory(offset, count), ct).AsTask();
+
+    protected override void Dispose(bool disposing)
+    {
+        if (disposing) inner.Dispose();
+        base.Dispose(disposing);
+    }
+
+    public override bool CanRead => true;
+    public override bool CanSeek => false;
+    public override bool CanWrite => false;
+    public override long Length => throw new NotSupportedException();
+    public override long Position { get => _read; set => throw new NotSupportedException(); }
+    public override void Flush() { }
+    public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
+    public override void SetLength(long value) => throw new NotSupportedException();
+    public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
+}
