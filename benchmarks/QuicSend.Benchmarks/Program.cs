@@ -15,10 +15,13 @@
 //   --pool N         connections of the pooled rows (default 4)
 //   --file-mib N     size of the file-transfer rows' file (default 1024)
 //   --results FILE   also write the tables, the machine and this command line to FILE (markdown)
+//   --soak MINUTES   run nothing else: the soak (src/QuicSend.Testing/Soak.cs) for MINUTES, a line per minute
+//                    (requests, MiB, RSS, GC heap, live native objects), then the verdict; exit 1 if anything failed
 using QuicSend.Testing;
 using QuicSend.Transport;
 
 int mib = 512, runs = 5, pool = 4, fileMib = 1024;
+double soakMinutes = 0;
 string? only = null, samplesPath = null, tableFrom = null, resultsPath = null;
 for (int i = 0; i < args.Length; i++)
 {
@@ -34,12 +37,15 @@ for (int i = 0; i < args.Length; i++)
         case "--pool": pool = int.Parse(args[++i]); break;
         case "--file-mib": fileMib = int.Parse(args[++i]); break;
         case "--results": resultsPath = args[++i]; break;
+        case "--soak": soakMinutes = double.Parse(args[++i], System.Globalization.CultureInfo.InvariantCulture); break;
         default:
             Console.Error.WriteLine($"unknown option {args[i]}; see the top of Program.cs");
             return 2;
     }
 }
 if (mib < 1 || runs < 1 || pool < 2 || fileMib < 1) { Console.Error.WriteLine("--mib, --runs and --file-mib must be at least 1, --pool at least 2"); return 2; }
+
+if (soakMinutes > 0) return await SoakRun.RunAsync(TimeSpan.FromMinutes(soakMinutes));
 
 if (tableFrom is not null)
 {
