@@ -346,6 +346,7 @@ public static partial class FileTransfer
         413 => "Payload Too Large",
         416 => "Range Not Satisfiable",
         422 => "Unprocessable Content",
+        429 => "Too Many Requests",
         500 => "Internal Server Error",
         507 => "Insufficient Storage",
         _ => "",
