@@ -41,6 +41,9 @@ public class PartialFileTests
         Plant(".hidden", TimeSpan.FromHours(1));
         Plant("notes.partial", TimeSpan.FromHours(1));
         Plant("model.bin", TimeSpan.FromHours(1));
+        // A resumable download's pieces (a client downloading into the served folder) are kept for its next attempt.
+        Plant(".got.bin.quicsend-resume.partial", TimeSpan.FromHours(1));
+        Plant(".got.bin.quicsend-resume.json", TimeSpan.FromHours(1));
         var outside = Directory.CreateTempSubdirectory("quicsend-outside-");
         try
         {
@@ -52,7 +55,8 @@ public class PartialFileTests
             await using var served = new ServedFolder(_dir.FullName);
             Assert.That(ServedFolder.Entries(_dir.FullName), Is.EqualTo(new[]
             {
-                ".fresh.bin.fedcba9876543210.partial", ".hidden", ".link.bin.0123456789abcdef.partial", "model.bin", "notes.partial",
+                ".fresh.bin.fedcba9876543210.partial", ".got.bin.quicsend-resume.json", ".got.bin.quicsend-resume.partial", ".hidden",
+                ".link.bin.0123456789abcdef.partial", "model.bin", "notes.partial",
             }), "the two stale partials are gone as soon as the folder is served; nothing else was touched");
             Assert.That(File.ReadAllText(victim), Is.EqualTo("keep me"), "a link is never followed or deleted");
             Assert.That(served.Server.Files.SweptPartials, Is.EqualTo(2));

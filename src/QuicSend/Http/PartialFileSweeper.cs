@@ -15,6 +15,9 @@ internal static partial class PartialFileSweeper
     [GeneratedRegex(@"^\..+\.[0-9A-Za-z-]{8,64}\.partial$", RegexOptions.CultureInvariant)]
     private static partial Regex PartialName();
 
+    // A resumable download's partial (DownloadResume.cs) is kept on purpose, beside its record, for the next attempt.
+    private const string ResumableDownload = ".quicsend-resume.partial";
+
     /// <summary>Deletes the stale partials directly in <paramref name="directory"/>; returns how many.</summary>
     public static int Sweep(string directory, TimeSpan olderThan, Func<string, bool> owned)
     {
@@ -39,7 +42,7 @@ internal static partial class PartialFileSweeper
         {
             try
             {
-                if (!PartialName().IsMatch(file.Name) || owned(file.FullName)) continue;
+                if (!PartialName().IsMatch(file.Name) || file.Name.EndsWith(ResumableDownload, StringComparison.Ordinal) || owned(file.FullName)) continue;
                 file.Refresh();
                 if (!file.Exists || file.LastWriteTimeUtc > cutoff) continue;
                 file.Delete();
