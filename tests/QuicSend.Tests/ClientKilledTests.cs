@@ -61,7 +61,7 @@ public partial class ClientKilledTests
         long baseline = QuicEndpoint.LiveNativeObjects;
         var url = $"https://127.0.0.1:{served.Server.LocalEndPoint.Port}/";
         string? partial;
-        using (var cli = new DotnetProcess("quicsend send", CliTests.CliDll(), ["send", "huge.bin", url, "--connections", connections.ToString()],
+        using (var cli = new DotnetProcess("quicsend send", CliTests.CliDll(), ["send", "huge.bin", url, "--connections", connections.ToString(), .. (connections == 1 ? new[] { "--no-resume" } : [])],
                    _work.FullName, HttpTests.Token))
         {
             Assert.That(await EventuallyAsync(() => Partial() is not null || cli.HasExited, TimeSpan.FromSeconds(30)), Is.True, "the upload never began");

@@ -33,14 +33,14 @@ internal sealed class ServedFolder : IAsyncDisposable
     public Channel<FileTransferResult> Results { get; } = Channel.CreateUnbounded<FileTransferResult>();
 
     public Task<QuicSendClient> ConnectAsync(string token = HttpTests.Token, int connections = 1, int chunkSize = 16 << 20,
-        Action<QuicSend.Transport.QuicClientOptions>? transport = null)
+        Action<QuicSend.Transport.QuicClientOptions>? transport = null, bool resumable = false)
     {
         var o = TestPki.ClientOptions();
         o.AlpnProtocols.Clear();
         transport?.Invoke(o);
         return QuicSendClient.ConnectAsync(Server.LocalEndPoint, new QuicSendClientOptions
         {
-            Transport = o, Token = token, ServerName = "localhost", Connections = connections, ChunkSize = chunkSize,
+            Transport = o, Token = token, ServerName = "localhost", Connections = connections, ChunkSize = chunkSize, ResumableTransfers = resumable,
         });
     }
 

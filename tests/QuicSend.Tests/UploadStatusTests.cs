@@ -71,6 +71,43 @@ public class UploadStatusTests
     }
 
     [Test]
+    public async Task AResumableUploadCutOffMidwaySendsOnlyTheRestTheNextTime()
+    {
+        await using var served = new ServedFolder(_dir.FullName);
+        await using var client = await served.ConnectAsync(connections: 2, chunkSize: 1 << 20, resumable: true);
+        var local = Directory.CreateDirectory(Path.Combine(_dir.FullName, "local")).FullName;
+        var source = Path.Combine(local, "weights.bin");
+        var data = RandomNumberGenerator.GetBytes(12 << 20);
+        File.WriteAllBytes(source, data);
+        var servedName = Path.Combine(_dir.FullName, "weights.bin");
+
+        // The first attempt stops once half the file was sent; the server keeps the verified chunks.
+        using (var cut = new CancellationTokenSource(TimeSpan.FromSeconds(30)))
+        {
+            var progress = new StopAt(6 << 20, cut);
+            Assert.CatchAsync<OperationCanceledException>(() => client.UploadFileAsync(source, "weights.bin", progress, cut.Token));
+        }
+        Assert.That(File.Exists(servedName), Is.False, "nothing at the final name after the cut");
+
+        using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(30));
+        var second = await client.UploadFileAsync(source, "weights.bin", cancellationToken: cts.Token);
+        TestContext.Out.WriteLine(second.Message);
+        Assert.That(second.ResumedBytes, Is.GreaterThan(0), "the second attempt found the chunks the first one left (upload-status query)");
+        Assert.That(second.Sha256, Is.EqualTo(Convert.ToHexStringLower(SHA256.HashData(data))));
+        Assert.That(ServedFolder.HashOf(servedName), Is.EqualTo(second.Sha256));
+        Assert.That(ServedFolder.Entries(_dir.FullName), Is.EqualTo(new[] { "local", "weights.bin" }), "no partial left");
+    }
+
+    /// <summary>Cancels once <paramref name="at"/> bytes were reported.</summary>
+    private sealed class StopAt(long at, CancellationTokenSource cts) : IProgress<long>
+    {
+        public void Report(long value)
+        {
+            if (value >= at) cts.Cancel();
+        }
+    }
+
+    [Test]
     public async Task AnUploadStatusWithAMalformedIdIsRefusedNamingTheRule()
     {
         await using var served = new ServedFolder(_dir.FullName);
