@@ -94,6 +94,28 @@ public class PartialFileTests
     }
 
     [Test]
+    public async Task AWholeUploadThatPausesLongerThanTheIdleTimeoutKeepsItsPartial()
+    {
+        var idle = TimeSpan.FromSeconds(1);
+        await using var served = new ServedFolder(_dir.FullName, new FileServingOptions { UploadSessionIdleTimeout = idle });
+        await using var client = await served.ConnectAsync();
+        using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(30));
+        var data = RandomNumberGenerator.GetBytes(2048);
+        using var r = await client.SendAsync("PUT", FileTransfer.PathFor("slow.bin"), null, null,
+            [new(QuicSendHeaders.ContentLength, "2048")], 0, cts.Token, async s =>
+            {
+                await s.Stream.WriteAsync(data.AsMemory(0, 1024), cts.Token);
+                // Idle past the timeout while several periodic sweeps run: the partial is in use, not stale.
+                await Task.Delay(idle * 3, cts.Token);
+                await s.Stream.WriteAsync(data.AsMemory(1024), cts.Token);
+                await s.SendTrailersAsync(HeaderCodec.Pack([new(QuicSendHeaders.Sha256, Convert.ToHexStringLower(SHA256.HashData(data)))]), cts.Token);
+            });
+        Assert.That(r.Status, Is.EqualTo(201), System.Text.Encoding.UTF8.GetString(await r.ReadBodyAsync(cancellationToken: cts.Token)));
+        Assert.That(ServedFolder.HashOf(In("slow.bin")), Is.EqualTo(Convert.ToHexStringLower(SHA256.HashData(data))));
+        Assert.That(ServedFolder.Entries(_dir.FullName), Is.EqualTo(new[] { "slow.bin" }));
+    }
+
+    [Test]
     public async Task EachServerOwnsItsUploadSessionsAndDisposingItDropsThem()
     {
         var data = RandomNumberGenerator.GetBytes(2000);

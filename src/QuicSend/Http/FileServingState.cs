@@ -10,6 +10,7 @@ namespace QuicSend.Http;
 internal sealed class FileServingState : IDisposable
 {
     private readonly ConcurrentDictionary<string, byte> _folders = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<string, byte> _receiving = new(StringComparer.Ordinal); // whole uploads' partials being written
     private readonly Timer _timer;
     private int _disposed;
 
@@ -53,7 +54,23 @@ internal sealed class FileServingState : IDisposable
     }
 
     private void SweepPartials(string directory) =>
-        Interlocked.Add(ref _swept, PartialFileSweeper.Sweep(directory, Sessions.IdleTimeout, Sessions.Owns));
+        Interlocked.Add(ref _swept, PartialFileSweeper.Sweep(directory, Sessions.IdleTimeout, p => _receiving.ContainsKey(p) || Sessions.Owns(p)));
+
+    /// <summary>Marks the partial file of a whole upload as in use until the result is disposed.</summary>
+    public IDisposable Receiving(string partial)
+    {
+        _receiving[partial] = 0;
+        return new Release(() => _receiving.TryRemove(partial, out _));
+    }
+
+    private sealed class Release(Action release) : IDisposable
+    {
+        private int _done;
+        public void Dispose()
+        {
+            if (Interlocked.Exchange(ref _done, 1) == 0) release();
+        }
+    }
 
     public void Dispose()
     {

@@ -236,9 +236,9 @@ public static partial class FileTransfer
     private static async Task<(long Length, string Sha256)> ReceiveToFileAsync(Stream body,
         Func<CancellationToken, ValueTask<IReadOnlyList<KeyValuePair<string, string>>>> readTrailers,
         string finalPath, long? expectedLength, long reserve, IProgress<long>? progress, string subject, string notKept,
-        CancellationToken cancellationToken)
+        CancellationToken cancellationToken, string? temp = null)
     {
-        var temp = TemporaryPathFor(finalPath);
+        temp ??= TemporaryPathFor(finalPath);
         bool kept = false;
         try
         {

@@ -142,8 +142,11 @@ public static partial class FileTransfer
                     throw new DiskFullException(28, $"it is {announced} bytes and the server's disk has {free} bytes free");
                 reserve = Math.Min(announced, request.FileServing.MaxPreallocationSize);
             }
+            // Registered while it is written, so the stale-partial sweep never takes a slow upload's file.
+            var temp = TemporaryPathFor(target);
+            using var receiving = request.FileServing.Receiving(temp);
             (length, sha) = await ReceiveToFileAsync(request.Body, request.ReadTrailersAsync, target, request.ContentLength, reserve, null,
-                $"The upload of '{name}'", "Nothing was kept.", cancellationToken).ConfigureAwait(false);
+                $"The upload of '{name}'", "Nothing was kept.", cancellationToken, temp).ConfigureAwait(false);
         }
         catch (FileIntegrityException e)
         {
