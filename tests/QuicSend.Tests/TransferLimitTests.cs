@@ -1,6 +1,7 @@
 using System.Security.Cryptography;
 using System.Text;
 using QuicSend.Http;
+using QuicSend;
 
 namespace QuicSend.Tests;
 
@@ -101,6 +102,22 @@ public class TransferLimitTests
         var back = Path.Combine(_local, "back.bin");
         await pool.DownloadFileAsync("big.bin", back, cancellationToken: cts.Token);
         Assert.That(ServedFolder.HashOf(back), Is.EqualTo(_sha));
+    }
+
+    [TestCase("MaxTransfersPerConnection")]
+    [TestCase("MaxPreallocationSize")]
+    [TestCase("UploadSessionIdleTimeout")]
+    public void ABadFileServingSettingIsRefusedNamingIt(string setting)
+    {
+        var files = setting switch
+        {
+            "MaxTransfersPerConnection" => new FileServingOptions { MaxTransfersPerConnection = -1 },
+            "MaxPreallocationSize" => new FileServingOptions { MaxPreallocationSize = -5 },
+            _ => new FileServingOptions { UploadSessionIdleTimeout = TimeSpan.Zero },
+        };
+        var o = TestPki.ServerOptions();
+        var e = Assert.Throws<QuicConfigurationException>(() => new QuicSendServer(new QuicSendServerOptions { Transport = o, Tokens = [HttpTests.Token], FileTransfers = files }))!;
+        Assert.That(e.Message, Does.Contain("FileTransfers." + setting));
     }
 
     [Test]

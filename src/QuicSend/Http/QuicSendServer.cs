@@ -80,11 +80,12 @@ public sealed class QuicSendServer : IAsyncDisposable, IDisposable
         _anonymous = options.AllowAnonymous;
         _maxBody = options.MaxRequestBodySize;
         _compatible = options.OriginalClientCompatibility;
-        _files = new FileServingState(options.FileTransfers);
+        options.FileTransfers.Validate(); // a bad setting fails before the port is taken
         var t = OptionsCopy.Of(options.Transport);
         t.Http3 = true;
         if (!t.AlpnProtocols.Contains("h3")) t.AlpnProtocols.Add("h3");
         _endpoint = QuicEndpoint.Listen(t, Http3Connection.Attach);
+        _files = new FileServingState(options.FileTransfers); // after Listen: its sweep timer must not outlive a server that failed to start
         _acceptLoop = Task.Run(AcceptLoopAsync);
     }
 
