@@ -117,36 +117,36 @@ public class DiskFullTests
     }
 
     [Test]
-    public async Task PreallocationIsCappedSoAnAnnouncementThatSendsNothingCannotTakeTheDisk()
+    public async Task PreallocationIsBoundedSoAnnouncementsThatSendNothingCannotTakeTheDisk()
     {
-        const long cap = 1 << 20;
-        await using var served = new ServedFolder(_disk, new FileServingOptions { MaxPreallocationSize = cap });
+        const long budget = 1 << 20;
+        await using var served = new ServedFolder(_disk, new FileServingOptions { MaxPreallocationSize = budget });
         await using var client = await served.ConnectAsync();
         using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(30));
         long before = UsedOnDisk;
 
-        // Announces 6 MiB of an 8 MiB disk, sends 1 KiB, then nothing.
-        var stalled = new TaskCompletionSource();
+        // Two uploads each announce 3 MiB of an 8 MiB disk, send 1 KiB, then nothing.
         using var stop = CancellationTokenSource.CreateLinkedTokenSource(cts.Token);
-        var hog = Task.Run(async () =>
+        Task Hog(string name) => Task.Run(async () =>
         {
             try
             {
-                using var r = await client.SendAsync("PUT", FileTransfer.PathFor("hog.bin"), null, null,
-                    [new(QuicSendHeaders.ContentLength, (6L << 20).ToString())], 0, stop.Token, async s =>
+                using var r = await client.SendAsync("PUT", FileTransfer.PathFor(name), null, null,
+                    [new(QuicSendHeaders.ContentLength, (3L << 20).ToString())], 0, stop.Token, async s =>
                     {
                         await s.Stream.WriteAsync(new byte[1024], stop.Token);
-                        await stalled.Task.WaitAsync(stop.Token);
+                        await Task.Delay(Timeout.Infinite, stop.Token);
                     });
             }
             catch (Exception e) when (e is OperationCanceledException or QuicException) { }
         });
+        var hogs = new[] { Hog("hog1.bin"), Hog("hog2.bin") };
         var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(10);
-        while (!ServedFolder.Entries(_disk).Any(e => e.StartsWith(".hog.bin.")) && DateTime.UtcNow < deadline) await Task.Delay(20);
+        while (ServedFolder.Entries(_disk).Count(e => e.StartsWith(".hog")) < 2 && DateTime.UtcNow < deadline) await Task.Delay(20);
         await Task.Delay(200); // the reservation follows the file's creation
         long held = UsedOnDisk - before;
-        TestContext.Out.WriteLine($"an announcement of 6 MiB that sent 1 KiB holds {held} bytes of the disk (cap {cap})");
-        Assert.That(held, Is.LessThanOrEqualTo(cap + (256 << 10)), "the reservation is capped by MaxPreallocationSize");
+        TestContext.Out.WriteLine($"two announcements of 3 MiB that sent 1 KiB each hold {held} bytes of the disk (budget {budget})");
+        Assert.That(held, Is.LessThanOrEqualTo(budget + (256 << 10)), "the reservations together stay within MaxPreallocationSize");
 
         // The next real upload still fits and arrives intact.
         var real = LocalFile("real.bin", 5 << 20, out var realSha);
@@ -155,10 +155,11 @@ public class DiskFullTests
         Assert.That(ServedFolder.HashOf(Path.Combine(_disk, "real.bin")), Is.EqualTo(realSha));
 
         stop.Cancel();
-        await hog.WaitAsync(TimeSpan.FromSeconds(10));
+        await Task.WhenAll(hogs).WaitAsync(TimeSpan.FromSeconds(10));
         deadline = DateTime.UtcNow + TimeSpan.FromSeconds(10);
         while (ServedFolder.Entries(_disk).Length > 1 && DateTime.UtcNow < deadline) await Task.Delay(50);
-        AssertNothingLeft("the abandoned upload's partial is deleted", "real.bin");
+        AssertNothingLeft("the abandoned uploads' partials are deleted", "real.bin");
+        Assert.That(served.Server.Files.Reserved, Is.Zero, "their reservations were given back");
     }
 
     [Test]

@@ -8,12 +8,13 @@ namespace QuicSend.Http;
 public sealed class FileServingOptions
 {
     /// <summary>
-    /// The most a single upload reserves on disk before its bytes arrive (posix_fallocate). Larger
-    /// uploads reserve this much and grow as they arrive, so a client announcing a huge length and
-    /// sending nothing cannot take the disk. An upload longer than the free space is refused with
-    /// 507 up front whatever this is. 0 reserves nothing. Default 256 MiB.
+    /// The most that all uploads in progress on this server reserve on disk together (posix_fallocate)
+    /// before their bytes arrive; each takes what its announced length needs from what is left, and
+    /// the rest of a file is allocated as it is written. So clients announcing huge lengths and sending
+    /// nothing cannot take the disk. An upload longer than the free space is refused with 507 up front
+    /// whatever this is. 0 reserves nothing. Default 1 GiB.
     /// </summary>
-    public long MaxPreallocationSize { get; set; } = 256L << 20;
+    public long MaxPreallocationSize { get; set; } = 1L << 30;
 
     /// <summary>
     /// File requests (downloads, uploads, chunks, HEAD) one connection may have in progress at once; more

@@ -56,6 +56,27 @@ internal sealed class FileServingState : IDisposable
     private void SweepPartials(string directory) =>
         Interlocked.Add(ref _swept, PartialFileSweeper.Sweep(directory, Sessions.IdleTimeout, p => _receiving.ContainsKey(p) || Sessions.Owns(p)));
 
+    /// <summary>Bytes reserved on disk by uploads in progress (counted until each ends).</summary>
+    public long Reserved => Interlocked.Read(ref _reserved);
+
+    private long _reserved;
+
+    /// <summary>
+    /// Takes up to <paramref name="wanted"/> bytes of the server-wide reservation budget (<see cref="MaxPreallocationSize"/>);
+    /// <paramref name="granted"/> may be less, or 0 when uploads in progress hold it all. Disposing gives it back.
+    /// </summary>
+    public IDisposable Reserve(long wanted, out long granted)
+    {
+        while (true)
+        {
+            long held = Interlocked.Read(ref _reserved);
+            long take = Math.Clamp(Math.Min(wanted, MaxPreallocationSize - held), 0, long.MaxValue);
+            if (Interlocked.CompareExchange(ref _reserved, held + take, held) != held) continue;
+            granted = take;
+            return new Release(() => Interlocked.Add(ref _reserved, -take));
+        }
+    }
+
     /// <summary>Marks the partial file of a whole upload as in use until the result is disposed.</summary>
     public IDisposable Receiving(string partial)
     {

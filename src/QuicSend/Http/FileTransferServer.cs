@@ -134,14 +134,10 @@ public static partial class FileTransfer
         string sha;
         try
         {
-            // Refused up front when it cannot fit; otherwise a bounded part is reserved, so announcing much and sending nothing takes little.
-            long reserve = 0;
-            if (request.ContentLength is long announced and > 0)
-            {
-                if (FileTransferDisk.FreeSpace(dir) is long free && announced > free)
-                    throw new DiskFullException(28, $"it is {announced} bytes and the server's disk has {free} bytes free");
-                reserve = Math.Min(announced, request.FileServing.MaxPreallocationSize);
-            }
+            // Refused up front when it cannot fit; otherwise reserved from a server-wide budget, so announcing much and sending nothing takes little.
+            if (request.ContentLength is long announced and > 0 && FileTransferDisk.FreeSpace(dir) is long free && announced > free)
+                throw new DiskFullException(28, $"it is {announced} bytes and the server's disk has {free} bytes free");
+            using var reservation = request.FileServing.Reserve(request.ContentLength ?? 0, out var reserve);
             // Registered while it is written, so the stale-partial sweep never takes a slow upload's file.
             var temp = TemporaryPathFor(target);
             using var receiving = request.FileServing.Receiving(temp);
