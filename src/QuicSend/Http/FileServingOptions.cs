@@ -12,9 +12,9 @@ public sealed class FileServingOptions
     /// before their bytes arrive; each takes what its announced length needs from what is left, and
     /// the rest of a file is allocated as it is written. So clients announcing huge lengths and sending
     /// nothing cannot take the disk. An upload longer than the free space is refused with 507 up front
-    /// whatever this is. 0 reserves nothing. Default 1 GiB.
+    /// whatever this is, and no upload reserves more than half the free space. 0 reserves nothing. Default 256 MiB.
     /// </summary>
-    public long MaxPreallocationSize { get; set; } = 1L << 30;
+    public long MaxPreallocationSize { get; set; } = 256L << 20;
 
     /// <summary>
     /// File requests (downloads, uploads, chunks, HEAD) one connection may have in progress at once; more

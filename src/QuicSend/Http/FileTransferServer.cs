@@ -135,9 +135,13 @@ public static partial class FileTransfer
         try
         {
             // Refused up front when it cannot fit; otherwise reserved from a server-wide budget, so announcing much and sending nothing takes little.
-            if (request.ContentLength is long announced and > 0 && FileTransferDisk.FreeSpace(dir) is long free && announced > free)
-                throw new DiskFullException(28, $"it is {announced} bytes and the server's disk has {free} bytes free");
-            using var reservation = request.FileServing.Reserve(request.ContentLength ?? 0, out var reserve);
+            long wanted = request.ContentLength ?? 0;
+            if (wanted > 0 && FileTransferDisk.FreeSpace(dir) is long free)
+            {
+                if (wanted > free) throw new DiskFullException(28, $"it is {wanted} bytes and the server's disk has {free} bytes free");
+                wanted = Math.Min(wanted, free / 2); // a reservation never takes the last of the disk from others
+            }
+            using var reservation = request.FileServing.Reserve(wanted, out var reserve);
             // Registered while it is written, so the stale-partial sweep never takes a slow upload's file.
             var temp = TemporaryPathFor(target);
             using var receiving = request.FileServing.Receiving(temp);
