@@ -13,7 +13,9 @@ public static partial class FileTransfer
     /// progress have stopped): PUT or POST <c>/files/&lt;name&gt;</c> uploads, GET downloads, anything
     /// else is answered 404 or 405. Requests are served concurrently; each ends in a
     /// <see cref="FileTransferResult"/> passed to <paramref name="onCompleted"/> (for logging; exceptions
-    /// it throws are ignored).
+    /// it throws are ignored). Partial files a killed server left in the folder are swept at once and then
+    /// periodically (docs/striping.md, "Partial files on the server"); the server's
+    /// <see cref="QuicSendServerOptions.FileTransfers"/> bound what each client may hold.
     /// </summary>
     public static async Task ServeDirectoryAsync(QuicSendServer server, string directory, CancellationToken cancellationToken = default,
         Action<FileTransferResult>? onCompleted = null)
