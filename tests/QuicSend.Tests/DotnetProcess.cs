@@ -40,6 +40,8 @@ internal sealed class DotnetProcess : IDisposable
 
     public int Id => _process.Id;
 
+    public bool HasExited => _process.HasExited;
+
     private void Collect(string? line, StringBuilder into, TaskCompletionSource done)
     {
         if (line is null)

@@ -230,14 +230,15 @@ public static partial class FileTransfer
     /// Writes a body to a temporary file beside <paramref name="finalPath"/> while hashing it, checks
     /// its length and its <c>quicsend-sha256</c> trailer, flushes it to disk and renames it over
     /// <paramref name="finalPath"/>. On any failure or cancellation the temporary file is deleted and
-    /// nothing appears at <paramref name="finalPath"/>. Integrity failures throw <see cref="FileIntegrityException"/>.
+    /// nothing appears at <paramref name="finalPath"/>. Integrity failures throw <see cref="FileIntegrityException"/>;
+    /// <paramref name="reserve"/> bytes are reserved on disk first (a full disk throws <see cref="DiskFullException"/>).
     /// </summary>
     private static async Task<(long Length, string Sha256)> ReceiveToFileAsync(Stream body,
         Func<CancellationToken, ValueTask<IReadOnlyList<KeyValuePair<string, string>>>> readTrailers,
-        string finalPath, long? expectedLength, IProgress<long>? progress, string subject, string notKept,
-        CancellationToken cancellationToken)
+        string finalPath, long? expectedLength, long reserve, IProgress<long>? progress, string subject, string notKept,
+        CancellationToken cancellationToken, string? temp = null)
     {
-        var temp = TemporaryPathFor(finalPath);
+        temp ??= TemporaryPathFor(finalPath);
         bool kept = false;
         try
         {
@@ -250,12 +251,12 @@ public static partial class FileTransfer
                 Share = FileShare.None,
                 BufferSize = 0,
                 Options = FileOptions.Asynchronous,
-                // Reserve the space up front where the size is known: a full disk fails now, not at 99 %.
-                PreallocationSize = expectedLength is long l and > 0 ? l : 0,
             };
             var file = new FileStream(temp, options);
             await using (file.ConfigureAwait(false))
             {
+                // Reserve (part of) the space up front: a full disk fails now, not at 99 %, and says so with its errno.
+                FileTransferDisk.Reserve(file.SafeFileHandle, reserve);
                 using var sha = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
                 long offset = 0, flushedTo = 0;
                 async ValueTask WriteAsync(ReadOnlyMemory<byte> piece, CancellationToken ct)
@@ -345,6 +346,7 @@ public static partial class FileTransfer
         413 => "Payload Too Large",
         416 => "Range Not Satisfiable",
         422 => "Unprocessable Content",
+        429 => "Too Many Requests",
         500 => "Internal Server Error",
         507 => "Insufficient Storage",
         _ => "",

@@ -11,72 +11,14 @@ namespace QuicSend.Http;
 // SHA-256 verifies the assembled file and renames it into place, atomically, as a plain upload is.
 public static partial class FileTransfer
 {
-    /// <summary>An upload session left idle this long is dropped with its partial file.</summary>
+    /// <summary>
+    /// The default idle time after which a striped-upload session is dropped with its partial file (10 minutes);
+    /// a server takes it when it starts, unless <see cref="FileServingOptions.UploadSessionIdleTimeout"/> is set.
+    /// </summary>
     public static TimeSpan UploadSessionIdleTimeout { get; set; } = TimeSpan.FromMinutes(10);
 
-    /// <summary>Upload sessions a server keeps at once (all clients); more are refused with 503.</summary>
+    /// <summary>Upload sessions one server keeps at once (all clients); more are refused with 503.</summary>
     public const int MaxUploadSessions = 256;
-
-    private static readonly ConcurrentDictionary<(string Dir, string Token, string Id), UploadSession> s_uploads = new();
-
-    private sealed class UploadSession(string name, string target, string temp, long total, FileStream file)
-    {
-        private readonly List<(long Start, long End)> _covered = []; // merged, sorted [start, end)
-        public string Name { get; } = name;
-        public string Target { get; } = target;
-        public string Temp { get; } = temp;
-        public long Total { get; } = total;
-        public FileStream File { get; } = file;
-        public int Active;
-        public long LastActivity = Stopwatch.GetTimestamp();
-        public bool Closed;
-
-        public void Cover(long start, long end)
-        {
-            lock (_covered)
-            {
-                _covered.Add((start, end));
-                _covered.Sort();
-                for (int i = _covered.Count - 1; i > 0; i--)
-                    if (_covered[i].Start <= _covered[i - 1].End)
-                    {
-                        _covered[i - 1] = (_covered[i - 1].Start, Math.Max(_covered[i - 1].End, _covered[i].End));
-                        _covered.RemoveAt(i);
-                    }
-            }
-        }
-
-        public long Received
-        {
-            get { lock (_covered) return _covered.Sum(c => c.End - c.Start); }
-        }
-
-        /// <summary>The first byte range not yet received, or null when the file is complete.</summary>
-        public (long Start, long End)? FirstGap()
-        {
-            lock (_covered)
-            {
-                long at = 0;
-                foreach (var (s, e) in _covered)
-                {
-                    if (s > at) return (at, s);
-                    at = Math.Max(at, e);
-                }
-                return at < Total ? (at, Total) : null;
-            }
-        }
-
-        public void Discard()
-        {
-            lock (this)
-            {
-                if (Closed) return;
-                Closed = true;
-            }
-            File.Dispose();
-            DeleteQuietly(Temp);
-        }
-    }
 
     private static bool IsChunked(QuicSendRequest request) => HeaderCodec.Get(request.Headers, QuicSendHeaders.UploadId) is not null;
 
@@ -84,7 +26,7 @@ public static partial class FileTransfer
     private static bool ValidUploadId(string id) =>
         id.Length is >= 8 and <= 64 && id.All(c => char.IsAsciiLetterOrDigit(c) || c == '-');
 
-    /// <summary>A chunk, a commit or (DELETE) an abort of a striped upload.</summary>
+    /// <summary>A chunk, a commit, (DELETE) an abort or (HEAD) the status of a striped upload.</summary>
     private static async Task<FileTransferResult> ReceiveChunkedAsync(QuicSendRequest request, string dir, string name, string target,
         Stopwatch sw, CancellationToken cancellationToken)
     {
@@ -93,15 +35,18 @@ public static partial class FileTransfer
         if (!ValidUploadId(id))
             return await AnswerAsync(request, up, name, 400, $"The '{QuicSendHeaders.UploadId}' header must be 8 to 64 letters, digits or '-'.", sw, cancellationToken).ConfigureAwait(false);
         var key = (dir, request.BearerToken, id);
-        SweepIdleUploads();
+        var sessions = request.FileServing.Sessions;
+        sessions.SweepIdle();
 
+        if (request.Method == "HEAD")
+            return await AnswerUploadStatusAsync(request, sessions, key, name, sw, cancellationToken).ConfigureAwait(false);
         if (request.Method == "DELETE")
         {
-            if (s_uploads.TryRemove(key, out var gone)) gone.Discard();
+            if (sessions.TryRemove(key, out var gone)) gone.Discard();
             return await AnswerAsync(request, up, name, 200, $"The upload {id} of '{name}' was abandoned; nothing was kept.", sw, cancellationToken).ConfigureAwait(false);
         }
         if (HeaderCodec.Get(request.Headers, QuicSendHeaders.UploadCommit) is string commit)
-            return await CommitChunkedAsync(request, key, name, commit, sw, cancellationToken).ConfigureAwait(false);
+            return await CommitChunkedAsync(request, sessions, key, name, commit, sw, cancellationToken).ConfigureAwait(false);
 
         // A chunk: "content-range: bytes first-last/total".
         if (!TryParseContentRange(HeaderCodec.Get(request.Headers, QuicSendHeaders.ContentRange), out var first, out var last, out var total))
@@ -112,33 +57,31 @@ public static partial class FileTransfer
         if (total > request.MaxBodyBytes)
             return await AnswerAsync(request, up, name, 413, $"The upload of '{name}' is {total} bytes; this server accepts at most {request.MaxBodyBytes}.", sw, cancellationToken).ConfigureAwait(false);
 
-        UploadSession session;
+        UploadSession? session;
         try
         {
-            bool full = false;
-            // The first chunks of an upload arrive together: one of them makes the session (and its file), under the lock.
-            lock (s_uploads)
+            session = sessions.TryGet(key, out var known) ? known : sessions.GetOrAdd(key, () =>
             {
-                if (!s_uploads.TryGetValue(key, out session!))
+                // A new upload: refuse it up front when the disk cannot hold it (chunks are written sparse, nothing is reserved).
+                if (FileTransferDisk.FreeSpace(dir) is long free && total > free)
+                    throw new DiskFullException(28, $"it is {total} bytes and the server's disk has {free} bytes free");
+                var temp = TemporaryPathFor(target, id);
+                var file = new FileStream(temp, new FileStreamOptions
                 {
-                    full = s_uploads.Count >= MaxUploadSessions;
-                    if (!full)
-                    {
-                        var temp = TemporaryPathFor(target, id);
-                        var file = new FileStream(temp, new FileStreamOptions
-                        {
-                            Mode = FileMode.Create, Access = FileAccess.ReadWrite, Share = FileShare.None, BufferSize = 0, Options = FileOptions.Asynchronous,
-                        });
-                        s_uploads[key] = session = new UploadSession(name, target, temp, total, file);
-                    }
-                }
-            }
-            if (full)
-                return await AnswerAsync(request, up, name, 503, $"The server holds {MaxUploadSessions} unfinished uploads already; try again later.", sw, cancellationToken).ConfigureAwait(false);
+                    Mode = FileMode.Create, Access = FileAccess.ReadWrite, Share = FileShare.None, BufferSize = 0, Options = FileOptions.Asynchronous,
+                });
+                return new UploadSession(name, target, temp, total, file);
+            });
+            if (session is null)
+                return await AnswerAsync(request, up, name, 503, $"The server holds {sessions.MaxSessions} unfinished uploads already; try again later.", sw, cancellationToken).ConfigureAwait(false);
+        }
+        catch (Exception e) when (FileTransferDisk.IsDiskFull(e))
+        {
+            return await AnswerAsync(request, up, name, 507, FileTransferDisk.DiskFullMessage(name, e), sw, cancellationToken).ConfigureAwait(false);
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
-            return await AnswerAsync(request, up, name, IsDiskFull(e) ? 507 : 500, $"The server could not start storing '{name}': {e.Message}", sw, cancellationToken).ConfigureAwait(false);
+            return await AnswerAsync(request, up, name, 500, $"The server could not start storing '{name}': {e.Message}", sw, cancellationToken).ConfigureAwait(false);
         }
         if (session.Total != total || session.Name != name)
             return await AnswerAsync(request, up, name, 409, $"The upload {id} is of '{session.Name}', {session.Total} bytes; this chunk says '{name}', {total} bytes.", sw, cancellationToken).ConfigureAwait(false);
@@ -159,9 +102,13 @@ public static partial class FileTransfer
             {
                 return Failed(up, name, 0, $"A chunk of '{name}' (bytes {first}-{last}) was abandoned ({e.Message}); the client may send it again.", sw);
             }
+            catch (Exception e) when (FileTransferDisk.IsDiskFull(e))
+            {
+                return await AnswerAsync(request, up, name, 507, FileTransferDisk.DiskFullMessage(name, e) + $" (Bytes {first}-{last} were not stored.)", sw, cancellationToken).ConfigureAwait(false);
+            }
             catch (Exception e) when (e is IOException or UnauthorizedAccessException or ObjectDisposedException)
             {
-                return await AnswerAsync(request, up, name, IsDiskFull(e) ? 507 : 500, $"The server could not store bytes {first}-{last} of '{name}': {e.Message}", sw, cancellationToken).ConfigureAwait(false);
+                return await AnswerAsync(request, up, name, 500, $"The server could not store bytes {first}-{last} of '{name}': {e.Message}", sw, cancellationToken).ConfigureAwait(false);
             }
             session.Cover(first, last + 1);
             var message = $"Stored bytes {first}-{last} of '{name}' (upload {id}), SHA-256 {sha}.";
@@ -199,7 +146,7 @@ public static partial class FileTransfer
     }
 
     /// <summary>The commit: every byte received, the whole file's SHA-256 matches, then flushed and renamed into place.</summary>
-    private static async Task<FileTransferResult> CommitChunkedAsync(QuicSendRequest request, (string, string, string Id) key, string name, string commit,
+    private static async Task<FileTransferResult> CommitChunkedAsync(QuicSendRequest request, UploadSessionTable sessions, (string, string, string Id) key, string name, string commit,
         Stopwatch sw, CancellationToken cancellationToken)
     {
         const FileTransferDirection up = FileTransferDirection.Upload;
@@ -207,15 +154,15 @@ public static partial class FileTransfer
         var claimed = HeaderCodec.Get(request.Headers, QuicSendHeaders.Sha256)?.Trim();
         if (!long.TryParse(commit, NumberStyles.None, CultureInfo.InvariantCulture, out var total) || claimed is not { Length: 64 } || !claimed.All(Uri.IsHexDigit))
             return await AnswerAsync(request, up, name, 400, $"A commit needs '{QuicSendHeaders.UploadCommit}: <total bytes>' and '{QuicSendHeaders.Sha256}: <64 hex digits>'.", sw, cancellationToken).ConfigureAwait(false);
-        if (!s_uploads.TryGetValue(key, out var session))
-            return await AnswerAsync(request, up, name, 404, $"There is no upload {id} on this server (never started, committed already, or dropped after {UploadSessionIdleTimeout.TotalMinutes:0} idle minutes); upload the file again.", sw, cancellationToken).ConfigureAwait(false);
+        if (!sessions.TryGet(key, out var session))
+            return await AnswerAsync(request, up, name, 404, $"There is no upload {id} on this server (never started, committed already, or dropped after {IdleText(sessions)} idle); upload the file again.", sw, cancellationToken).ConfigureAwait(false);
         if (session.Total != total || session.Name != name)
             return await AnswerAsync(request, up, name, 409, $"The upload {id} is of '{session.Name}', {session.Total} bytes; the commit says '{name}', {total} bytes.", sw, cancellationToken).ConfigureAwait(false);
         if (Volatile.Read(ref session.Active) > 0)
             return await AnswerAsync(request, up, name, 409, $"Chunks of the upload {id} are still arriving; commit once every chunk has been answered.", sw, cancellationToken).ConfigureAwait(false);
         if (session.FirstGap() is { } gap)
             return await AnswerAsync(request, up, name, 409, $"The upload {id} of '{name}' is missing bytes {gap.Start}-{gap.End - 1} (and maybe more); send them, then commit again.", sw, cancellationToken).ConfigureAwait(false);
-        if (!s_uploads.TryRemove(new KeyValuePair<(string, string, string), UploadSession>(key, session)))
+        if (!sessions.TryRemove(key, session))
             return await AnswerAsync(request, up, name, 409, $"The upload {id} is being committed or abandoned by another request.", sw, cancellationToken).ConfigureAwait(false);
 
         try
@@ -244,10 +191,15 @@ public static partial class FileTransfer
                 Direction = up, Name = name, Path = session.Target, Status = status, Succeeded = true, Message = message, Length = total, Sha256 = ours, Elapsed = sw.Elapsed,
             };
         }
+        catch (Exception e) when (FileTransferDisk.IsDiskFull(e))
+        {
+            session.Discard();
+            return await AnswerAsync(request, up, name, 507, FileTransferDisk.DiskFullMessage(name, e), sw, cancellationToken).ConfigureAwait(false);
+        }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
             session.Discard();
-            return await AnswerAsync(request, up, name, IsDiskFull(e) ? 507 : 500, $"The server could not store '{name}': {e.Message} Nothing was kept.", sw, cancellationToken).ConfigureAwait(false);
+            return await AnswerAsync(request, up, name, 500, $"The server could not store '{name}': {e.Message} Nothing was kept.", sw, cancellationToken).ConfigureAwait(false);
         }
         finally
         {
@@ -272,14 +224,36 @@ public static partial class FileTransfer
                && first <= last && last < total;
     }
 
-    /// <summary>Drops sessions idle past <see cref="UploadSessionIdleTimeout"/> with no chunk arriving, and their partial files.</summary>
-    private static void SweepIdleUploads()
+    /// <summary>
+    /// The status of a striped upload, for a client resuming it (docs/striping.md, "Resuming an upload"):
+    /// 200 with the file's length and the ranges received and verified so far, or 404 when this server has
+    /// no such session for this token and name.
+    /// </summary>
+    private static async Task<FileTransferResult> AnswerUploadStatusAsync(QuicSendRequest request, UploadSessionTable sessions,
+        (string, string, string Id) key, string name, Stopwatch sw, CancellationToken cancellationToken)
     {
-        long now = Stopwatch.GetTimestamp();
-        foreach (var (key, session) in s_uploads)
-            if (Volatile.Read(ref session.Active) == 0
-                && Stopwatch.GetElapsedTime(Volatile.Read(ref session.LastActivity), now) > UploadSessionIdleTimeout
-                && s_uploads.TryRemove(new KeyValuePair<(string, string, string), UploadSession>(key, session)))
-                session.Discard();
+        if (!sessions.TryGet(key, out var session) || session.Name != name)
+            return await AnswerAsync(request, FileTransferDirection.Upload, name, 404,
+                $"There is no upload {key.Id} of '{name}' on this server (never started, committed already, abandoned, dropped after {IdleText(sessions)} idle, " +
+                "or the server restarted); upload the whole file again.", sw, cancellationToken).ConfigureAwait(false);
+        var ranges = session.ReceivedRanges();
+        int status = 200;
+        try
+        {
+            await request.RespondHeadersOnlyAsync(200, InfoJson(name, session.Total, null),
+            [
+                new(QuicSendHeaders.UploadLength, session.Total.ToString(CultureInfo.InvariantCulture)),
+                new(QuicSendHeaders.UploadReceived, ranges),
+            ], cancellationToken).ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is QuicException or ObjectDisposedException) { status = 0; }
+        return new FileTransferResult
+        {
+            Direction = FileTransferDirection.Upload, Name = name, Path = session.Temp, Status = status, Succeeded = status != 0,
+            Message = $"Upload {key.Id} of '{name}': {session.Total} bytes, received {(ranges.Length == 0 ? "nothing yet" : ranges)}.", Elapsed = sw.Elapsed,
+        };
     }
+
+    private static string IdleText(UploadSessionTable sessions) =>
+        sessions.IdleTimeout.TotalMinutes >= 1 ? $"{sessions.IdleTimeout.TotalMinutes:0.#} minutes" : $"{sessions.IdleTimeout.TotalSeconds:0.#} seconds";
 }

@@ -217,7 +217,7 @@ public static partial class FileTransfer
             try
             {
                 var (length, sha) = await ReceiveToFileAsync(response.Body, response.ReadTrailersAsync, full, announced ?? response.ContentLength,
-                    progress, $"The download of '{remoteName}'", $"'{full}' was not written.", cancellationToken).ConfigureAwait(false);
+                    announced ?? response.ContentLength ?? 0, progress, $"The download of '{remoteName}'", $"'{full}' was not written.", cancellationToken).ConfigureAwait(false);
                 return new FileTransferResult
                 {
                     Direction = FileTransferDirection.Download,

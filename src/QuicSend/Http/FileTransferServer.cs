@@ -13,13 +13,16 @@ public static partial class FileTransfer
     /// progress have stopped): PUT or POST <c>/files/&lt;name&gt;</c> uploads, GET downloads, anything
     /// else is answered 404 or 405. Requests are served concurrently; each ends in a
     /// <see cref="FileTransferResult"/> passed to <paramref name="onCompleted"/> (for logging; exceptions
-    /// it throws are ignored).
+    /// it throws are ignored). Partial files a killed server left in the folder are swept at once and then
+    /// periodically (docs/striping.md, "Partial files on the server"); the server's
+    /// <see cref="QuicSendServerOptions.FileTransfers"/> bound what each client may hold.
     /// </summary>
     public static async Task ServeDirectoryAsync(QuicSendServer server, string directory, CancellationToken cancellationToken = default,
         Action<FileTransferResult>? onCompleted = null)
     {
         ArgumentNullException.ThrowIfNull(server);
         var dir = CheckDirectory(directory);
+        server.Files.Serve(dir); // sweeps the partial files a killed server left there
         var running = new ConcurrentDictionary<long, Task>();
         long next = 0;
         try
@@ -70,9 +73,16 @@ public static partial class FileTransfer
             if (name is null)
                 return await AnswerAsync(request, direction, request.Path, 404,
                     $"Nothing at '{request.Path}': this server serves files at {RoutePrefix}<name> (PUT or POST to upload, GET to download).", sw, cancellationToken).ConfigureAwait(false);
+            var files = request.FileServing;
+            if (ServedDirectory(directory) is string served) files.Serve(served);
+            using var lease = files.Limits.TryEnter(request.ConnectionId, request.BearerToken, out var refusal);
+            if (lease is null)
+                return await AnswerAsync(request, direction, name, 429, $"The server refused this {request.Method} of '{name}': {refusal}, or retry after 1 s.", sw,
+                    cancellationToken, [new(QuicSendHeaders.RetryAfter, "1")]).ConfigureAwait(false);
             return request.Method switch
             {
-                "PUT" or "POST" or "DELETE" when request.Method != "DELETE" || IsChunked(request) => await ReceiveUploadAsync(request, directory, name, cancellationToken).ConfigureAwait(false),
+                "PUT" or "POST" or "DELETE" or "HEAD" when request.Method is "PUT" or "POST" || IsChunked(request) =>
+                    await ReceiveUploadAsync(request, directory, name, cancellationToken).ConfigureAwait(false),
                 "GET" or "HEAD" => await ServeDownloadAsync(request, directory, name, cancellationToken).ConfigureAwait(false),
                 _ => await AnswerAsync(request, direction, name, 405,
                     $"The method {request.Method} is not supported here: PUT or POST {RoutePrefix}<name> uploads, GET downloads.", sw, cancellationToken).ConfigureAwait(false),
@@ -92,7 +102,8 @@ public static partial class FileTransfer
     }
 
     /// <summary>
-    /// Receives an upload for <c>/files/&lt;name&gt;</c> into <paramref name="directory"/> and answers it:
+    /// Receives an upload for <c>/files/&lt;name&gt;</c> into <paramref name="directory"/> and answers it (or, with a
+    /// <c>quicsend-upload-id</c>, a chunk, commit, abandon or status query of a striped upload):
     /// 201 once the file is complete, verified against its SHA-256 trailer, flushed and renamed into
     /// place; 400 for a bad name or a missing trailer; 422 when the hash (or length) does not match;
     /// 413, 409, 500 or 507 when it cannot be stored. Nothing appears under the name unless it succeeded.
@@ -125,8 +136,19 @@ public static partial class FileTransfer
         string sha;
         try
         {
-            (length, sha) = await ReceiveToFileAsync(request.Body, request.ReadTrailersAsync, target, request.ContentLength, null,
-                $"The upload of '{name}'", "Nothing was kept.", cancellationToken).ConfigureAwait(false);
+            // Refused up front when it cannot fit; otherwise reserved from a server-wide budget, so announcing much and sending nothing takes little.
+            long wanted = request.ContentLength ?? 0;
+            if (wanted > 0 && FileTransferDisk.FreeSpace(dir) is long free)
+            {
+                if (wanted > free) throw new DiskFullException(28, $"it is {wanted} bytes and the server's disk has {free} bytes free");
+                wanted = Math.Min(wanted, free / 2); // a reservation never takes the last of the disk from others
+            }
+            using var reservation = request.FileServing.Reserve(wanted, out var reserve);
+            // Registered while it is written, so the stale-partial sweep never takes a slow upload's file.
+            var temp = TemporaryPathFor(target);
+            using var receiving = request.FileServing.Receiving(temp);
+            (length, sha) = await ReceiveToFileAsync(request.Body, request.ReadTrailersAsync, target, request.ContentLength, reserve, null,
+                $"The upload of '{name}'", "Nothing was kept.", cancellationToken, temp).ConfigureAwait(false);
         }
         catch (FileIntegrityException e)
         {
@@ -142,10 +164,13 @@ public static partial class FileTransfer
             // The body grew past the server's MaxRequestBodySize; the request stream has been cut off.
             return await AnswerAsync(request, up, name, 413, $"The upload of '{name}' was refused: {e.Message} Nothing was kept.", sw, cancellationToken).ConfigureAwait(false);
         }
+        catch (Exception e) when (FileTransferDisk.IsDiskFull(e))
+        {
+            return await AnswerAsync(request, up, name, 507, FileTransferDisk.DiskFullMessage(name, e), sw, cancellationToken).ConfigureAwait(false);
+        }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
-            int status = IsDiskFull(e) ? 507 : 500;
-            return await AnswerAsync(request, up, name, status, $"The server could not store '{name}': {e.Message} Nothing was kept.", sw, cancellationToken).ConfigureAwait(false);
+            return await AnswerAsync(request, up, name, 500, $"The server could not store '{name}': {e.Message} Nothing was kept.", sw, cancellationToken).ConfigureAwait(false);
         }
 
         // Stored and verified; the client learns it from the 201 (if it is still there to hear it).
@@ -318,9 +343,6 @@ public static partial class FileTransfer
         return Directory.Exists(dir) ? dir : null;
     }
 
-    private static bool IsDiskFull(Exception e) =>
-        e.HResult is 28 /* ENOSPC */ or 27 /* EFBIG */ or unchecked((int)0x80070070) /* ERROR_DISK_FULL */ or unchecked((int)0x80070027) /* ERROR_HANDLE_DISK_FULL */;
-
     private static FileTransferResult Failed(FileTransferDirection direction, string name, int status, string message, Stopwatch sw, long length = 0) => new()
     {
         Direction = direction, Name = name, Status = status, Succeeded = false, Message = message, Length = length, Elapsed = sw.Elapsed,
@@ -328,12 +350,12 @@ public static partial class FileTransfer
 
     /// <summary>Refuses a request with a status and a text message; reports 0 if the client is gone.</summary>
     private static async Task<FileTransferResult> AnswerAsync(QuicSendRequest request, FileTransferDirection direction, string name, int status,
-        string message, Stopwatch sw, CancellationToken cancellationToken)
+        string message, Stopwatch sw, CancellationToken cancellationToken, IEnumerable<KeyValuePair<string, string>>? headers = null)
     {
         int answered = status;
         try
         {
-            await request.RespondAsync(status, null, QuicSendBody.FromText(WithStatus(status, message)), cancellationToken: cancellationToken).ConfigureAwait(false);
+            await request.RespondAsync(status, null, QuicSendBody.FromText(WithStatus(status, message)), headers, cancellationToken).ConfigureAwait(false);
         }
         catch (Exception e) when (e is QuicException or ObjectDisposedException or InvalidOperationException)
         {

@@ -26,6 +26,8 @@ public static class QuicSendHeaders
     public const string UploadCommit = "quicsend-upload-commit";
     /// <summary>The server's answer to a resuming client: the byte ranges of an upload it holds, verified.</summary>
     public const string UploadReceived = "quicsend-upload-received";
+    /// <summary>RFC 9110 §10.2.3: seconds to wait before asking again (with 429).</summary>
+    public const string RetryAfter = "retry-after";
 
     public const string OctetStream = "application/octet-stream";
     public const string Text = "text/plain";

@@ -94,6 +94,9 @@ public sealed class QuicSendRequest : QuicSendMessage
         }
     }
 
+    /// <summary>The file-serving state (upload sessions, per-client counts) of the server the request came to.</summary>
+    internal FileServingState FileServing { get; init; } = FileServingState.Detached;
+
     /// <summary>The server's MaxRequestBodySize.</summary>
     internal long MaxBodyBytes { get; }
 

@@ -39,6 +39,9 @@ public sealed class QuicSendServerOptions
     /// Python wrapper requires.
     /// </summary>
     public bool OriginalClientCompatibility { get; init; }
+
+    /// <summary>Serving files: per-client transfer caps, disk reservation, upload sessions (<see cref="FileServingOptions"/>).</summary>
+    public FileServingOptions FileTransfers { get; init; } = new();
 }
 
 /// <summary>
@@ -65,6 +68,7 @@ public sealed class QuicSendServer : IAsyncDisposable, IDisposable
     private readonly ConcurrentDictionary<(long, long), QuicSendRequest> _pending = new();
     private readonly CancellationTokenSource _stop = new();
     private readonly Task _acceptLoop;
+    private readonly FileServingState _files;
     private long _nextConnectionId;
     private int _disposed;
 
@@ -76,10 +80,12 @@ public sealed class QuicSendServer : IAsyncDisposable, IDisposable
         _anonymous = options.AllowAnonymous;
         _maxBody = options.MaxRequestBodySize;
         _compatible = options.OriginalClientCompatibility;
+        options.FileTransfers.Validate(); // a bad setting fails before the port is taken
         var t = OptionsCopy.Of(options.Transport);
         t.Http3 = true;
         if (!t.AlpnProtocols.Contains("h3")) t.AlpnProtocols.Add("h3");
         _endpoint = QuicEndpoint.Listen(t, Http3Connection.Attach);
+        _files = new FileServingState(options.FileTransfers); // after Listen: its sweep timer must not outlive a server that failed to start
         _acceptLoop = Task.Run(AcceptLoopAsync);
     }
 
@@ -88,6 +94,9 @@ public sealed class QuicSendServer : IAsyncDisposable, IDisposable
 
     /// <summary>The accepted tokens; add and remove to rotate them while serving.</summary>
     public TokenSet Tokens => _tokens;
+
+    /// <summary>This server's file serving: its upload sessions, per-client counts and partial-file sweeps.</summary>
+    internal FileServingState Files => _files;
 
     /// <summary>Requests refused for a missing or wrong token so far.</summary>
     public long UnauthorizedRequests => Interlocked.Read(ref _unauthorized);
@@ -143,7 +152,7 @@ public sealed class QuicSendServer : IAsyncDisposable, IDisposable
                     headers[at] = new(":path", "/" + path);
                     badPath = false;
                 }
-                var request = new QuicSendRequest(id, conn.Connection, stream, headers, _maxBody);
+                var request = new QuicSendRequest(id, conn.Connection, stream, headers, _maxBody) { FileServing = _files };
                 var authorization = HeaderCodec.Get(headers, QuicSendHeaders.Authorization);
                 if (!_anonymous && !_tokens.Authorizes(authorization, acceptDoubledPrefix: _compatible))
                 {
@@ -311,6 +320,7 @@ public sealed class QuicSendServer : IAsyncDisposable, IDisposable
         _endpoint.Dispose();
         _events.Writer.TryComplete();
         try { await _acceptLoop.ConfigureAwait(false); } catch { }
+        _files.Dispose(); // upload sessions do not outlive their server: their partial files go with it
         _stop.Dispose();
     }
 
