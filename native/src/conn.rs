@@ -383,7 +383,14 @@ impl Conn {
                 }
                 Ok((sid, quiche::h3::Event::Finished)) => {
                     if let Some(s) = self.h3_streams.get_mut(&sid) {
-                        s.finished = true;
+                        // A reset stream also counts as finished in quiche's transport (its read offset jumps to the
+                        // final size): should the h3 layer report it as Finished without having read on, the body
+                        // must not look complete. An empty read surfaces the reset and has no effect otherwise.
+                        if let Err(quiche::Error::StreamReset(code)) = self.q.stream_recv(sid, &mut []) {
+                            s.reset = Some(code);
+                        } else {
+                            s.finished = true;
+                        }
                         events.push_back(QsEvent { kind: QS_EVENT_H3_DATA, conn: id, stream: sid, ..Default::default() });
                     } else if server && sid & 3 == 0 {
                         // RFC 9114 §4.1: a request stream that ends before its header section is incomplete.
