@@ -245,15 +245,19 @@ public static partial class FileTransfer
     /// <summary>A server's refusal as an exception carrying its status and message.</summary>
     internal static async Task<FileTransferException> RefusalAsync(QuicSendResponse response, string what, CancellationToken cancellationToken)
     {
-        string? message = null;
+        // The text is what arrived: a server that refuses may close the connection right after its answer, and
+        // the close can overtake the end of the body, so a read that fails keeps the bytes before it.
+        var bytes = new byte[64 * 1024];
+        int got = 0;
         try
         {
             using var cts = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
             cts.CancelAfter(TimeSpan.FromSeconds(10));
-            var bytes = await response.ReadBodyAsync(64 * 1024, cts.Token).ConfigureAwait(false);
-            message = Encoding.UTF8.GetString(bytes).Trim();
+            int n;
+            while (got < bytes.Length && (n = await response.Body.ReadAsync(bytes.AsMemory(got), cts.Token).ConfigureAwait(false)) > 0) got += n;
         }
         catch (Exception e) when (e is IOException or InvalidDataException or OperationCanceledException or ObjectDisposedException) { }
+        string? message = got > 0 ? Encoding.UTF8.GetString(bytes, 0, got).Trim() : null;
         var status = response.Status.ToString(CultureInfo.InvariantCulture);
         var text = string.IsNullOrEmpty(message) ? WithStatus(response.Status, "(no message)")
             : message.StartsWith(status, StringComparison.Ordinal) ? message : WithStatus(response.Status, message);

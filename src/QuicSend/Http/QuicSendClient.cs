@@ -158,6 +158,8 @@ public sealed class QuicSendClient : IAsyncDisposable, IDisposable
         Func<Http3RequestStream, ValueTask>? writeBody = null, PooledConnection? on = null)
     {
         if (!path.StartsWith('/')) throw new ArgumentException($"The path '{path}' must start with '/'.", nameof(path));
+        if (Volatile.Read(ref _disposed) != 0)
+            throw new ObjectDisposedException(nameof(QuicSendClient), "This QuicSendClient was disposed: make a new one to send more requests.");
         var first = await _connecting.WaitAsync(cancellationToken).ConfigureAwait(false);
         // The least-loaded usable connection; when none is usable the first one reports why.
         on ??= _pool.LeastLoaded();
