@@ -217,7 +217,8 @@ Task("Pack")
 });
 
 Task("ConsumerTest")
-    .Description("A fresh console project outside the repository takes QuicSend from the local feed only and moves a request and a file through it.")
+    .Description("A fresh console project outside the repository takes QuicSend from the local feed only and moves a request and a file through it; " +
+                 "the quicsend tool, installed from that feed with dotnet tool install, sends a file and gets it back.")
     .IsDependentOn("Pack")
     .Does(() =>
 {
@@ -238,6 +239,8 @@ Task("ConsumerTest")
         var restored = dir.Combine("packages");
         if (Run("dotnet", $"run -c Release -p:QuicSendVersion={Version()} -p:RestorePackagesPath={restored}", dir) != 0)
             throw new Exception("The consumer project could not use the QuicSend package (see above).");
+        if (Run("bash", $"build/tool-check.sh {packages.FullPath} {Version()}") != 0)
+            throw new Exception("The quicsend tool could not be installed from the local feed, or failed to move a file (see above).");
     }
     finally
     {
