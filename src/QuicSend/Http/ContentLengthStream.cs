@@ -5,7 +5,7 @@ namespace QuicSend.Http;
 /// early — its stream finished, or reset in a way the engine reports as an end — fails the read that finds the end
 /// instead of reading as complete; one that runs past the length fails too.
 /// </summary>
-internal sealed class ContentLengthStream(Stream inner, long length) : Stream
+internal sealed class ContentLengthStream(Stream inner, long length) : ReadOnlyBodyStream
 {
     private long _read;
 
@@ -20,22 +20,9 @@ internal sealed class ContentLengthStream(Stream inner, long length) : Stream
         return n;
     }
 
-    public override int Read(byte[] buffer, int offset, int count) => ReadAsync(buffer.AsMemory(offset, count)).AsTask().GetAwaiter().GetResult();
-    public override Task<int> ReadAsync(byte[] buffer, int offset, int count, CancellationToken ct) => ReadAsync(buffer.AsMemory(offset, count), ct).AsTask();
-
     protected override void Dispose(bool disposing)
     {
         if (disposing) inner.Dispose();
         base.Dispose(disposing);
     }
-
-    public override bool CanRead => true;
-    public override bool CanSeek => false;
-    public override bool CanWrite => false;
-    public override long Length => throw new NotSupportedException();
-    public override long Position { get => _read; set => throw new NotSupportedException(); }
-    public override void Flush() { }
-    public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
-    public override void SetLength(long value) => throw new NotSupportedException();
-    public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
 }

@@ -3,7 +3,7 @@ using QuicSend.Transport;
 namespace QuicSend.Http;
 
 /// <summary>A request body that may not exceed a size: past it, reading fails and the stream is cut off.</summary>
-internal sealed class LimitedReadStream(QuicStream inner, long limit) : Stream
+internal sealed class LimitedReadStream(QuicStream inner, long limit) : ReadOnlyBodyStream
 {
     private long _read;
 
@@ -18,16 +18,4 @@ internal sealed class LimitedReadStream(QuicStream inner, long limit) : Stream
         }
         return n;
     }
-
-    public override int Read(byte[] buffer, int offset, int count) => ReadAsync(buffer.AsMemory(offset, count)).AsTask().GetAwaiter().GetResult();
-    public override Task<int> ReadAsync(byte[] buffer, int offset, int count, CancellationToken ct) => ReadAsync(buffer.AsMemory(offset, count), ct).AsTask();
-    public override bool CanRead => true;
-    public override bool CanSeek => false;
-    public override bool CanWrite => false;
-    public override long Length => throw new NotSupportedException();
-    public override long Position { get => _read; set => throw new NotSupportedException(); }
-    public override void Flush() { }
-    public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
-    public override void SetLength(long value) => throw new NotSupportedException();
-    public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
 }

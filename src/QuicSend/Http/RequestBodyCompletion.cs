@@ -5,7 +5,7 @@ namespace QuicSend.Http;
 /// reads pass through, and the end of the body waits for the send to finish and reports its failure — unless the
 /// answer was a refusal, after which the server is entitled to stop reading.
 /// </summary>
-internal sealed class RequestBodyCompletion : Stream
+internal sealed class RequestBodyCompletion : ReadOnlyBodyStream
 {
     private readonly Stream _inner;
     private readonly Task _sending;
@@ -27,11 +27,6 @@ internal sealed class RequestBodyCompletion : Stream
         return n;
     }
 
-    public override Task<int> ReadAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) =>
-        ReadAsync(buffer.AsMemory(offset, count), cancellationToken).AsTask();
-
-    public override int Read(byte[] buffer, int offset, int count) => ReadAsync(buffer, offset, count, CancellationToken.None).GetAwaiter().GetResult();
-
     private async Task EndAsync(CancellationToken cancellationToken)
     {
         try
@@ -46,14 +41,4 @@ internal sealed class RequestBodyCompletion : Stream
         if (disposing) _inner.Dispose();
         base.Dispose(disposing);
     }
-
-    public override bool CanRead => true;
-    public override bool CanSeek => false;
-    public override bool CanWrite => false;
-    public override long Length => throw new NotSupportedException();
-    public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
-    public override void Flush() { }
-    public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
-    public override void SetLength(long value) => throw new NotSupportedException();
-    public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
 }
