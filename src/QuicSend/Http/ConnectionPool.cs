@@ -52,13 +52,26 @@ internal sealed class PooledConnection
 /// </summary>
 internal sealed class ConnectionPool
 {
+    private static readonly TimeSpan FirstRedialDelay = TimeSpan.FromMilliseconds(250);
+    private static readonly TimeSpan LongestRedialDelay = TimeSpan.FromSeconds(8);
+
     private readonly PooledConnection[] _members;
+    private readonly IPEndPoint _server;
+    private readonly string _serverName;
+    private readonly long[] _redialNotBefore;   // Stopwatch timestamps, per slot
+    private readonly TimeSpan[] _redialDelay;
+    private readonly Lock _redialLock = new();
+    private bool _closing;
 
     public ConnectionPool(int count, QuicClientOptions transport, IPEndPoint server, string serverName,
         Func<QuicConnection, IApplicationProtocol> application)
     {
         if (count < 1) throw new ArgumentOutOfRangeException(nameof(count), count, "A client needs at least one connection.");
         _members = new PooledConnection[count];
+        _server = server;
+        _serverName = serverName;
+        _redialNotBefore = new long[count];
+        _redialDelay = Enumerable.Repeat(FirstRedialDelay, count).ToArray();
         bool share = transport.LocalEndPoint is { Port: not 0 };
         QuicEndpoint? shared = null;
         try
@@ -94,9 +107,68 @@ internal sealed class ConnectionPool
         return await _members[0].Connecting.ConfigureAwait(false); // throws the first connection's error
     }
 
+    /// <summary>
+    /// Replaces connections that closed or were told to go away (GOAWAY) by new ones to the same server on the same
+    /// endpoint, so a client outlives a server restart. Lazy (called when a request looks for a connection) and
+    /// spaced out per slot (250 ms, doubling to 8 s while the server stays away); a replacement whose handshake fails
+    /// counts as closed and is replaced in turn. Requests already on an old connection finish there or fail.
+    /// </summary>
+    private void Redial()
+    {
+        if (Volatile.Read(ref _closing)) return;
+        long now = System.Diagnostics.Stopwatch.GetTimestamp();
+        lock (_redialLock)
+        {
+            for (int i = 0; i < _members.Length; i++)
+            {
+                var m = _members[i];
+                if (!m.Connecting.IsCompleted || m.IsUsable || now < _redialNotBefore[i] || _closing) continue;
+                bool wasUp = m.Connecting.IsCompletedSuccessfully; // it connected once: the server was there
+                _redialDelay[i] = wasUp ? FirstRedialDelay : TimeSpan.FromTicks(Math.Min(_redialDelay[i].Ticks * 2, LongestRedialDelay.Ticks));
+                _redialNotBefore[i] = now + (long)(_redialDelay[i].TotalSeconds * System.Diagnostics.Stopwatch.Frequency);
+                try
+                {
+                    _members[i] = new PooledConnection(m.Endpoint, m.OwnsEndpoint, m.Endpoint.ConnectAsync(_server, _serverName).AsTask());
+                }
+                catch (ObjectDisposedException) { return; } // the client is being disposed
+            }
+        }
+    }
+
+    /// <summary>
+    /// A usable connection, waiting (up to <paramref name="timeout"/>) for replacements being made when none is usable now;
+    /// null when none came up.
+    /// </summary>
+    public async Task<PooledConnection?> UsableAsync(TimeSpan timeout, CancellationToken cancellationToken)
+    {
+        var deadline = DateTime.UtcNow + timeout;
+        while (true)
+        {
+            if (LeastLoaded() is { } ready) return ready;
+            var pending = _members.Where(m => !m.Connecting.IsCompleted).Select(m => (Task)m.Connecting).ToList();
+            var left = deadline - DateTime.UtcNow;
+            if (left <= TimeSpan.Zero || Volatile.Read(ref _closing)) return null;
+            // Wait for a handshake to end, or for the next redial to be due.
+            pending.Add(Task.Delay(pending.Count > 0 ? left : TimeSpan.FromMilliseconds(Math.Min(left.TotalMilliseconds, FirstRedialDelay.TotalMilliseconds)), cancellationToken));
+            await Task.WhenAny(pending).ConfigureAwait(false);
+            cancellationToken.ThrowIfCancellationRequested();
+        }
+    }
+
+    /// <summary>Why no connection is usable, in words: a failed reconnect's error, or how the connections closed.</summary>
+    public string WhyNoneUsable()
+    {
+        foreach (var m in _members)
+            if (m.Connecting.IsFaulted) return m.Connecting.Exception!.InnerException?.Message ?? "connecting failed";
+        foreach (var m in _members)
+            if (m.Connecting.IsCompletedSuccessfully && m.Connecting.Result.Closed.IsCompleted) return m.Connecting.Result.Closed.Result.Message;
+        return "the connections are still being made";
+    }
+
     /// <summary>The usable connection carrying the fewest requests (the lowest index on a tie), or null when none is usable.</summary>
     public PooledConnection? LeastLoaded()
     {
+        Redial();
         PooledConnection? best = null;
         foreach (var m in _members)
             if (m.IsUsable && (best is null || m.InFlight < best.InFlight)) best = m;
@@ -104,7 +176,11 @@ internal sealed class ConnectionPool
     }
 
     /// <summary>The connections usable now.</summary>
-    public List<PooledConnection> Usable() => _members.Where(m => m.IsUsable).ToList();
+    public List<PooledConnection> Usable()
+    {
+        Redial();
+        return _members.Where(m => m.IsUsable).ToList();
+    }
 
     /// <summary>Completes once every connection has either closed or failed to connect.</summary>
     public Task AllClosed => Task.WhenAll(_members.Select(async m =>
@@ -115,6 +191,7 @@ internal sealed class ConnectionPool
 
     public async ValueTask CloseAsync(long errorCode, string reason)
     {
+        lock (_redialLock) _closing = true;
         foreach (var m in _members)
             if (m.Connecting.IsCompletedSuccessfully)
                 await m.Connecting.Result.CloseAsync(errorCode, reason).ConfigureAwait(false);

@@ -161,8 +161,14 @@ public sealed class QuicSendClient : IAsyncDisposable, IDisposable
         if (Volatile.Read(ref _disposed) != 0)
             throw new ObjectDisposedException(nameof(QuicSendClient), "This QuicSendClient was disposed: make a new one to send more requests.");
         var first = await _connecting.WaitAsync(cancellationToken).ConfigureAwait(false);
-        // The least-loaded usable connection; when none is usable the first one reports why.
+        // The least-loaded usable connection; when none is usable (and none comes up) the first one reports why.
         on ??= _pool.LeastLoaded();
+        // None usable: the pool is replacing closed connections (a server restart); wait for one, as a connect would.
+        on ??= await _pool.UsableAsync(_options.Transport.ConnectTimeout, cancellationToken).ConfigureAwait(false);
+        if (on is null && _pool.Members.All(m => m.Connecting.IsCompleted))
+            throw new QuicException(QuicError.ConnectionClosed,
+                $"No connection to the server is open: {_pool.WhyNoneUsable().TrimEnd('.')}. The client tried to connect again for " +
+                $"{_options.Transport.ConnectTimeout.TotalSeconds:0.#} s; check that the server is running, then send the request again.");
         var conn = on?.Connecting.Result ?? first;
         using var lease = on?.Take();
         body ??= QuicSendBody.Empty;
