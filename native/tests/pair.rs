@@ -888,3 +888,57 @@ fn a_response_reset_between_data_frames_reads_as_a_reset_not_as_its_end() {
     assert_eq!(read, piece.len());
     assert_eq!(outcome, Some(Err(0x10c)), "a reset after {read} bytes must read as the reset, not as the end of the body");
 }
+
+/// A server whose connection has no send credit left (the client's window is full of an unread
+/// response) still sends its GOAWAY: once the client reads and credit returns. quiche refuses the
+/// frame for lack of capacity (StreamBlocked); it used to be dropped without a word.
+#[test]
+fn a_goaway_without_send_credit_goes_out_once_credit_returns() {
+    let mut p = Pair::new(|c| {
+        qs_config_set_alpn(c, b"\x02h3".as_ptr(), 3);
+        qs_config_set_windows(c, 64 << 10, 64 << 10);
+    });
+    for ep in [p.client, p.server] {
+        assert_eq!(qs_endpoint_enable_h3(ep, 16 << 10), QS_OK);
+    }
+    let (conn, _, sconn, _) = handshake(&mut p, Duration::from_secs(5));
+    let request = pack(&[(":method", "GET"), (":scheme", "https"), (":authority", "localhost"), (":path", "/")]);
+    let mut sid = u64::MAX;
+    assert_eq!(qs_h3_send_request(p.client, conn, request.as_ptr(), request.len(), true, &mut sid), QS_OK);
+    let chunk = vec![7u8; 16 << 10];
+    let mut answered = false;
+    // The server answers with more than the client's windows and writes until refused; the client reads nothing.
+    run(&mut p, Duration::from_secs(2), |p, _, sev| {
+        for e in sev.iter().filter(|e| e.kind == QS_EVENT_H3_HEADERS) {
+            let response = pack(&[(":status", "200")]);
+            assert_eq!(qs_h3_send_response(p.server, sconn, e.stream, response.as_ptr(), response.len(), false), QS_OK);
+            answered = true;
+        }
+        if answered {
+            let mut code = 0;
+            while qs_h3_send_body(p.server, sconn, sid, chunk.as_ptr(), chunk.len(), false, &mut code) > 0 {}
+        }
+        false
+    });
+    assert!(answered);
+    assert_eq!(qs_h3_goaway(p.server, sconn), QS_OK, "GOAWAY is taken even without credit: {}", last_error());
+    let mut goaway = false;
+    run(&mut p, Duration::from_secs(1), |_, cev, _| {
+        goaway |= cev.iter().any(|e| e.kind == QS_EVENT_H3_GOAWAY);
+        goaway
+    });
+    assert!(!goaway, "no credit, no GOAWAY yet (the test's premise: the window is full)");
+    // The client reads what it holds: MAX_DATA returns credit, and the GOAWAY follows.
+    let mut buf = vec![0u8; 64 << 10];
+    let (mut fin, mut code) = (0u8, 0u64);
+    let mut read = 0;
+    while let n @ 1.. = qs_h3_recv_body(p.client, conn, sid, buf.as_mut_ptr(), buf.len(), &mut fin, &mut code) {
+        read += n;
+    }
+    assert!(read > 32 << 10, "the client held most of its window ({read} bytes)");
+    let done = run(&mut p, Duration::from_secs(5), |_, cev, _| {
+        goaway |= cev.iter().any(|e| e.kind == QS_EVENT_H3_GOAWAY);
+        goaway
+    });
+    assert!(done, "the GOAWAY arrives once the client has read and credit returned");
+}
