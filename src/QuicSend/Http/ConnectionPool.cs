@@ -103,6 +103,11 @@ internal sealed class ConnectionPool
         return best;
     }
 
+    /// <summary>Every connection that was made has received the server's GOAWAY (and none is usable).</summary>
+    public bool AllGoneAway =>
+        _members.Any(m => m.Connecting.IsCompletedSuccessfully)
+        && _members.All(m => !m.Connecting.IsCompletedSuccessfully || Http3Connection.Of(m.Connecting.Result).GoAwayReceived.IsCompleted);
+
     /// <summary>The connections usable now.</summary>
     public List<PooledConnection> Usable() => _members.Where(m => m.IsUsable).ToList();
 

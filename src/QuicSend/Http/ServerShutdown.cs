@@ -34,9 +34,9 @@ public sealed partial class QuicSendServer
     /// Graceful shutdown (RFC 9114 §5.2): sends GOAWAY on every connection, so clients send no new requests
     /// (one that arrives anyway is rejected with H3_REQUEST_REJECTED, which tells the client it may retry it
     /// elsewhere); lets every request already received be answered and its response be acknowledged, then waits
-    /// for the clients to close their connections (a QuicSend client closes once it has disposed its last response;
-    /// unread data would be lost if the server closed first), all for at most <paramref name="drainTimeout"/>;
-    /// then closes the connections left with H3_NO_ERROR and stops the server.
+    /// for the clients of those responses to close their connections (a QuicSend client closes once it has disposed
+    /// its last response; what it has not read yet would be lost if the server closed first), all for at most
+    /// <paramref name="drainTimeout"/>; then closes the connections left with H3_NO_ERROR and stops the server.
     /// Responses still unfinished at the deadline, or when <paramref name="cancellationToken"/> is cancelled,
     /// are cut off. Handlers keep running during the drain: keep answering what <see cref="AcceptRequestsAsync"/>
     /// and <see cref="Poll"/> deliver. A second call returns the first one's task.
@@ -61,18 +61,20 @@ public sealed partial class QuicSendServer
         try
         {
             // New responses may start during the drain (requests received before the GOAWAY); look again until none is left.
+            // The connections they travel on are the ones whose clients may still be reading.
+            var reading = new HashSet<QuicConnection>();
             while (!_responses.IsEmpty && !either.IsCancellationRequested && !_stopped.Task.IsCompleted)
             {
-                var underWay = Task.WhenAll(_responses.Keys.Select(s => s.SendingEnded));
-                await Task.WhenAny(underWay, giveUp, _stopped.Task).ConfigureAwait(false);
+                var underWay = _responses.Keys.ToList();
+                foreach (var s in underWay) reading.Add(s.Connection);
+                await Task.WhenAny(Task.WhenAll(underWay.Select(s => s.SendingEnded)), giveUp, _stopped.Task).ConfigureAwait(false);
             }
-            // Acknowledged is not yet read: a client may still hold a response it has not read, which closing the
-            // connection would discard. QuicSend clients close once their last response is disposed; wait for that.
-            while (!either.IsCancellationRequested && !_stopped.Task.IsCompleted
-                   && _connections.Values.Where(c => !c.Connection.IsClosed).Select(c => c.Connection.Closed).ToList() is { Count: > 0 } open)
-            {
+            // Acknowledged is not yet read: closing the connection would discard what its client has not read yet.
+            // A QuicSend client closes once its last response is disposed; wait for that on the connections that
+            // carried a response during the drain (the others were idle when it began).
+            var open = reading.Where(c => !c.IsClosed).Select(c => c.Closed).ToList();
+            if (open.Count > 0 && !either.IsCancellationRequested)
                 await Task.WhenAny(Task.WhenAll(open), giveUp, _stopped.Task).ConfigureAwait(false);
-            }
         }
         finally
         {

@@ -1,0 +1,90 @@
+using System.Collections.Concurrent;
+using QuicSend.Http;
+using QuicSend.Transport;
+
+namespace QuicSend.Tests;
+
+/// <summary>
+/// GOAWAY while requests are active on a pooled client (Connections = 3): the requests in flight
+/// finish on their connection, new ones go to the connections that are still open, and once every
+/// connection has had a GOAWAY a new request fails with an error that names it.
+/// </summary>
+[TestFixture]
+[NonParallelizable]
+public class GoAwayPoolTests
+{
+    [Test]
+    public async Task InFlightRequestsFinishAndNewOnesGoToAnotherConnection()
+    {
+        var before = QuicEndpoint.LiveNativeObjects;
+        using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(60));
+        var server = HttpTests.StartServer();
+        var gate = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var seen = new ConcurrentDictionary<string, long>(); // path -> server connection id
+        var serving = Task.Run(async () =>
+        {
+            try
+            {
+                await foreach (var req in server.AcceptRequestsAsync(cts.Token))
+                {
+                    seen[req.Path] = req.ConnectionId;
+                    _ = Task.Run(async () =>
+                    {
+                        using (req)
+                        {
+                            var body = await req.ReadBodyAsync(cancellationToken: cts.Token);
+                            if (req.Path.StartsWith("/held/", StringComparison.Ordinal)) await gate.Task.WaitAsync(cts.Token);
+                            await req.RespondAsync(200, req.Path, QuicSendBody.FromBytes(body), cancellationToken: cts.Token);
+                        }
+                    }, CancellationToken.None);
+                }
+            }
+            catch (OperationCanceledException) { }
+        }, CancellationToken.None);
+
+        var o = TestPki.ClientOptions();
+        o.AlpnProtocols.Clear();
+        var client = await QuicSendClient.ConnectAsync(server.LocalEndPoint,
+            new QuicSendClientOptions { Transport = o, Token = HttpTests.Token, ServerName = "localhost", Connections = 3 });
+        while (client.ActiveConnections.Count < 3) await Task.Delay(10, cts.Token);
+
+        // Six requests the server holds: two per connection (the pool picks the least loaded).
+        var held = Enumerable.Range(0, 6).Select(i => client.RequestAsync($"/held/{i}", null, QuicSendBody.FromBytes(Echo.RandomBytes(1000, i)), cts.Token)).ToArray();
+        while (seen.Count < 6) await Task.Delay(10, cts.Token);
+        long leaving = seen["/held/0"];
+        Assert.That(seen.Values.Distinct().Count(), Is.EqualTo(3), "the held requests are spread over the three connections");
+
+        server.GoAway(leaving);
+        while (client.ActiveConnections.Count > 2) await Task.Delay(10, cts.Token);
+
+        // New requests while the held ones are still in flight: none goes to the connection that is going away.
+        for (int i = 0; i < 10; i++)
+        {
+            using var r = await client.RequestAsync($"/after/{i}", null, QuicSendBody.FromText("x"), cts.Token);
+            Assert.That(r.Status, Is.EqualTo(200));
+            Assert.That(seen[$"/after/{i}"], Is.Not.EqualTo(leaving), $"request {i} after the GOAWAY went to another connection");
+        }
+        Assert.That(held.Any(h => h.IsCompleted), Is.False, "the held requests are still in flight");
+
+        gate.SetResult();
+        for (int i = 0; i < held.Length; i++)
+        {
+            using var r = await held[i].WaitAsync(TimeSpan.FromSeconds(20));
+            Assert.That(r.Status, Is.EqualTo(200), $"held request {i} finished, including the two on the connection that got GOAWAY");
+            Assert.That(r.HeaderInfo, Is.EqualTo($"/held/{i}"));
+            Assert.That(await r.ReadBodyAsync(cancellationToken: cts.Token), Is.EqualTo(Echo.RandomBytes(1000, i)));
+        }
+
+        // GOAWAY on the others too: a new request has nowhere to go and says why.
+        foreach (var id in seen.Values.Distinct()) server.GoAway(id);
+        while (client.ActiveConnections.Count > 0) await Task.Delay(10, cts.Token);
+        var e = Assert.CatchAsync<QuicException>(async () => await client.RequestAsync("/nowhere", null, null, cts.Token));
+        Assert.That(e!.Message, Does.Contain("GOAWAY"), e.Message);
+
+        await client.DisposeAsync();
+        cts.Cancel();
+        await serving;
+        await server.DisposeAsync();
+        Assert.That(QuicEndpoint.LiveNativeObjects, Is.EqualTo(before), "every native object is released");
+    }
+}
