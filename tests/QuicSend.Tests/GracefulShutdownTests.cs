@@ -145,6 +145,34 @@ public class GracefulShutdownTests
     }
 
     [Test]
+    public async Task AClientThatConnectsDuringTheDrainIsRefusedItsRequests()
+    {
+        var server = HttpTests.StartServer();
+        using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(30));
+        var release = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var serving = ServeAsync(server, release.Task, cts.Token);
+        await using var first = await HttpTests.ConnectAsync(server);
+        var held = first.RequestAsync("/hold", null, "x", cts.Token);
+        while (server.PendingRequests == 0) await Task.Delay(10, cts.Token);
+        var stopping = server.ShutdownAsync(TimeSpan.FromSeconds(20), cts.Token);
+
+        // The listener is still up during the drain: a new client's connection is closed at once.
+        var e = Assert.CatchAsync<QuicException>(async () =>
+        {
+            await using var late = await HttpTests.ConnectAsync(server);
+            using var r = await late.RequestAsync("/late", null, "y", cts.Token);
+        });
+        Assert.That(e!.Message, Does.Contain("shutting down"), e.Message);
+        Assert.That(server.PendingRequests, Is.EqualTo(1), "the late request never reached a handler");
+
+        release.SetResult();
+        using (var resp = await held) Assert.That(resp.Status, Is.EqualTo(200));
+        await stopping.WaitAsync(TimeSpan.FromSeconds(20));
+        cts.Cancel();
+        await serving;
+    }
+
+    [Test]
     public async Task ARequestThatArrivesAfterGoAwayIsRejectedWhileTheDrainGoesOn()
     {
         await using var server = RawH3.StartServer();

@@ -32,6 +32,10 @@ internal sealed class Http3Connection : IApplicationProtocol
         ReadOnlyMemory<byte>? body = null)
     {
         var conn = Connection;
+        if (conn.IsClosed && _goAway.Task.IsCompleted)
+            throw new QuicException(QuicError.ConnectionClosed,
+                "The server is shutting down: it sent GOAWAY on this connection, which then closed, so it takes no new requests. " +
+                "Connect again (to this server once it is back, or to another).", conn.Error()) { ErrorCode = (long)Http3Errors.NoError };
         conn.ThrowIfClosed();
         var stream = await conn.WithStreamCredit("Sending a request", (out QuicStream? s) =>
         {

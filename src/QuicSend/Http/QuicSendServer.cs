@@ -131,9 +131,14 @@ public sealed partial class QuicSendServer : IAsyncDisposable, IDisposable
             while (!_stop.IsCancellationRequested)
             {
                 var conn = Http3Connection.Of(await _endpoint.AcceptAsync(_stop.Token).ConfigureAwait(false));
+                if (IsDraining)
+                {
+                    // A connection made during the drain is closed before any of its requests is seen.
+                    await conn.Connection.CloseAsync((long)Http3Errors.NoError, ShuttingDown).ConfigureAwait(false);
+                    continue;
+                }
                 var id = Interlocked.Increment(ref _nextConnectionId);
                 _connections[id] = conn;
-                if (IsDraining) conn.GoAway(); // a connection made during the drain takes no requests
                 _events.Writer.TryWrite(new ConnectEvent(id));
                 _ = ServeConnectionAsync(id, conn);
             }

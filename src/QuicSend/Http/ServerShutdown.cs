@@ -16,6 +16,8 @@ public sealed partial class QuicSendServer
 
     private bool IsDraining => _draining;
 
+    private const string ShuttingDown = "the server is shutting down; connect again once it is back, or to another server";
+
     /// <summary>Responses being sent, or still to be sent, by this server.</summary>
     internal int ResponsesUnderWay => _responses.Count;
 
@@ -80,7 +82,7 @@ public sealed partial class QuicSendServer
         {
             foreach (var c in _connections.Values)
             {
-                try { await c.Connection.CloseAsync((long)Http3Errors.NoError, "server shut down").ConfigureAwait(false); }
+                try { await c.Connection.CloseAsync((long)Http3Errors.NoError, ShuttingDown).ConfigureAwait(false); }
                 catch (Exception e) when (e is QuicException or ObjectDisposedException) { }
             }
             await StopAsync().ConfigureAwait(false);
