@@ -45,6 +45,10 @@ pub(crate) struct Conn {
     pub(crate) readable_pending: HashSet<u64>,
     /// Server: the highest request stream seen, for GOAWAY.
     pub(crate) max_request: Option<u64>,
+    /// Server: the id of the GOAWAY sent; requests from it on are rejected.
+    pub(crate) goaway_sent: Option<u64>,
+    /// Server: a GOAWAY the connection had no send credit for, sent once it has.
+    pub(crate) goaway_pending: Option<u64>,
     /// Client: the server's GOAWAY id, once received.
     pub(crate) goaway_received: Option<u64>,
     pub(crate) keep_alive: Option<Duration>,
@@ -92,6 +96,8 @@ impl Conn {
             announced_early: HashSet::new(),
             readable_pending: HashSet::new(),
             max_request: None,
+            goaway_sent: None,
+            goaway_pending: None,
             goaway_received: None,
             keep_alive,
             next_keep_alive: keep_alive.map(|k| now + k),
@@ -178,6 +184,7 @@ impl Conn {
         if self.connected && !self.closed {
             if self.h3.is_some() {
                 self.poll_h3(events);
+                self.retry_goaway();
             } else {
                 self.poll_streams(events);
             }
@@ -293,6 +300,14 @@ impl Conn {
         }
     }
 
+    /// A GOAWAY that found no credit (connection flow control or the congestion window) goes out when there is some.
+    fn retry_goaway(&mut self) {
+        let (Some(id), Some(h3)) = (self.goaway_pending, self.h3.as_mut()) else { return };
+        if !matches!(h3.send_goaway(&mut self.q, id), Err(quiche::h3::Error::StreamBlocked)) {
+            self.goaway_pending = None;
+        }
+    }
+
     /// Blocked writers and openers: tell them when credit came back (or the peer stopped the stream).
     fn poll_credit(&mut self, events: &mut VecDeque<QsEvent>) {
         let id = self.id;
@@ -360,6 +375,13 @@ impl Conn {
                             let _ = self.q.stream_shutdown(sid, quiche::Shutdown::Write, H3_MESSAGE_ERROR);
                             continue;
                         }
+                        if self.goaway_sent.is_some_and(|g| sid >= g) {
+                            // RFC 9114 §5.2: a request at or past the GOAWAY id was not processed; the
+                            // client may retry it elsewhere. quiche itself lets it through.
+                            let _ = self.q.stream_shutdown(sid, quiche::Shutdown::Read, H3_REQUEST_REJECTED);
+                            let _ = self.q.stream_shutdown(sid, quiche::Shutdown::Write, H3_REQUEST_REJECTED);
+                            continue;
+                        }
                     }
                     let packed = pack_headers(&list);
                     let len = packed.len() as u64;
@@ -418,6 +440,7 @@ impl Conn {
     }
 }
 
+pub(crate) const H3_REQUEST_REJECTED: u64 = 0x10b;
 pub(crate) const H3_REQUEST_INCOMPLETE: u64 = 0x10d;
 pub(crate) const H3_MESSAGE_ERROR: u64 = 0x10e;
 

@@ -376,7 +376,14 @@ pub extern "C" fn qs_h3_goaway(ep: *mut QsEndpoint, conn: u64) -> i32 {
             // The first request id not processed: everything up to the newest one received is still answered.
             let id = c.max_request.map_or(0, |m| m + 4);
             let h3 = c.h3.as_mut().expect("checked");
-            h3.send_goaway(&mut c.q, id).map(|_| 0).map_err(|err| map_h3(conn, err))
+            match h3.send_goaway(&mut c.q, id) {
+                Ok(()) => c.goaway_pending = None,
+                // No send credit now (quiche's StreamBlocked): sent from `settle` once there is.
+                Err(quiche::h3::Error::StreamBlocked) => c.goaway_pending = Some(id),
+                Err(err) => return Err(map_h3(conn, err)),
+            }
+            c.goaway_sent = Some(c.goaway_sent.map_or(id, |g| g.min(id)));
+            Ok(0)
         })? as i32)
     })
 }

@@ -108,7 +108,7 @@ internal sealed class ConnectionPool
     }
 
     /// <summary>
-    /// Replaces connections that closed or were told to go away (GOAWAY) by new ones to the same server on the same
+    /// Replaces connections that closed (or never connected) by new ones to the same server on the same
     /// endpoint, so a client outlives a server restart. Lazy (called when a request looks for a connection) and
     /// spaced out per slot (250 ms, doubling to 8 s while the server stays away); a replacement whose handshake fails
     /// counts as closed and is replaced in turn. Requests already on an old connection finish there or fail.
@@ -122,7 +122,10 @@ internal sealed class ConnectionPool
             for (int i = 0; i < _members.Length; i++)
             {
                 var m = _members[i];
-                if (!m.Connecting.IsCompleted || m.IsUsable || now < _redialNotBefore[i] || _closing) continue;
+                // Only what is closed or never connected: a connection told to go away (GOAWAY) still finishes its
+                // requests and is closed by the client after its last response; then it is replaced.
+                bool gone = m.Connecting.IsFaulted || (m.Connecting.IsCompletedSuccessfully && m.Connecting.Result.IsClosed);
+                if (!gone || now < _redialNotBefore[i] || _closing) continue;
                 bool wasUp = m.Connecting.IsCompletedSuccessfully; // it connected once: the server was there
                 _redialDelay[i] = wasUp ? FirstRedialDelay : TimeSpan.FromTicks(Math.Min(_redialDelay[i].Ticks * 2, LongestRedialDelay.Ticks));
                 _redialNotBefore[i] = now + (long)(_redialDelay[i].TotalSeconds * System.Diagnostics.Stopwatch.Frequency);
@@ -174,6 +177,11 @@ internal sealed class ConnectionPool
             if (m.IsUsable && (best is null || m.InFlight < best.InFlight)) best = m;
         return best;
     }
+
+    /// <summary>Every connection that was made has received the server's GOAWAY (and none is usable).</summary>
+    public bool AllGoneAway =>
+        _members.Any(m => m.Connecting.IsCompletedSuccessfully)
+        && _members.All(m => !m.Connecting.IsCompletedSuccessfully || Http3Connection.Of(m.Connecting.Result).GoAwayReceived.IsCompleted);
 
     /// <summary>The connections usable now.</summary>
     public List<PooledConnection> Usable()

@@ -13,6 +13,7 @@ internal sealed class Http3Connection : IApplicationProtocol
 {
     private readonly Channel<Http3RequestStream> _requests = Channel.CreateUnbounded<Http3RequestStream>(new UnboundedChannelOptions { SingleWriter = true });
     private readonly TaskCompletionSource _goAway = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private int _openRequests; // client, driver thread: requests sent whose streams are not yet released
 
     private Http3Connection(QuicConnection connection) => Connection = connection;
 
@@ -31,12 +32,17 @@ internal sealed class Http3Connection : IApplicationProtocol
         ReadOnlyMemory<byte>? body = null)
     {
         var conn = Connection;
+        if (conn.IsClosed && _goAway.Task.IsCompleted)
+            throw new QuicException(QuicError.ConnectionClosed,
+                "The server is shutting down: it sent GOAWAY on this connection, which then closed, so it takes no new requests. " +
+                "Connect again (to this server once it is back, or to another).", conn.Error()) { ErrorCode = (long)Http3Errors.NoError };
         conn.ThrowIfClosed();
         var stream = await conn.WithStreamCredit("Sending a request", (out QuicStream? s) =>
         {
             int rc = conn.Driver.Native.SendRequest(conn.Id, packedHeaders, endStream, out var sid);
             if (rc != QsConst.QS_OK) { s = null; return rc; }
             var req = new Http3RequestStream(conn, sid, writable: !endStream);
+            _openRequests++;
             if (body is { } b && !endStream) req.InitialWrite = req.Stream.WriteOnDriver(b, completeWrites: true, cancellationToken);
             s = req.Stream;
             return rc;
@@ -96,8 +102,27 @@ internal sealed class Http3Connection : IApplicationProtocol
                 break;
             case QsConst.QS_EVENT_H3_GOAWAY:
                 _goAway.TrySetResult();
+                CloseIfDone();
                 break;
         }
+    }
+
+    /// <summary>Client, driver: a request stream was disposed.</summary>
+    internal void OnRequestReleased()
+    {
+        _openRequests--;
+        CloseIfDone();
+    }
+
+    /// <summary>
+    /// Client, driver: after the server's GOAWAY, the connection closes (H3_NO_ERROR) once its last response is
+    /// disposed. A draining server waits for that, so responses already received are read before the close
+    /// (a connection's unread data is gone once it closes).
+    /// </summary>
+    private void CloseIfDone()
+    {
+        if (Connection.IsServer || _openRequests > 0 || !_goAway.Task.IsCompleted || Connection.IsClosed) return;
+        _ = Connection.CloseAsync((long)Http3Errors.NoError, "the server is shutting down (GOAWAY) and no request is left");
     }
 
     void IApplicationProtocol.OnConnectionFailed(QuicException error) => _requests.Writer.TryComplete();

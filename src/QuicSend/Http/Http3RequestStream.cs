@@ -106,6 +106,7 @@ internal sealed class Http3RequestStream : StreamFraming
         var native = _conn.Driver.Native;
         if (writing) native.Reset(_conn.Id, (ulong)Id, Http3Errors.RequestCancelled);
         native.ReleaseRequest(_conn.Id, (ulong)Id);
+        if (!_conn.IsServer) Http3Connection.Of(_conn).OnRequestReleased();
     }
 
     public override void Wake() => _headers.Resume();

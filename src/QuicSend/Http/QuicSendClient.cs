@@ -161,9 +161,14 @@ public sealed class QuicSendClient : IAsyncDisposable, IDisposable
         if (Volatile.Read(ref _disposed) != 0)
             throw new ObjectDisposedException(nameof(QuicSendClient), "This QuicSendClient was disposed: make a new one to send more requests.");
         var first = await _connecting.WaitAsync(cancellationToken).ConfigureAwait(false);
-        // The least-loaded usable connection; when none is usable (and none comes up) the first one reports why.
+        // The least-loaded usable connection; none usable: the pool is replacing closed ones (a server restart), so wait
+        // for one as a connect would; GOAWAY on every open one: the server is shutting down, say so at once.
+        bool chosen = on is not null;
         on ??= _pool.LeastLoaded();
-        // None usable: the pool is replacing closed connections (a server restart); wait for one, as a connect would.
+        if (on is null && _pool.AllGoneAway)
+            throw new QuicException(QuicError.ConnectionClosed,
+                "The server is shutting down: it sent GOAWAY on every connection of this client, so it takes no new requests " +
+                "from it. Connect a new client (to this server once it is back, or to another).") { ErrorCode = (long)Http3Errors.NoError };
         on ??= await _pool.UsableAsync(_options.Transport.ConnectTimeout, cancellationToken).ConfigureAwait(false);
         if (on is null && _pool.Members.All(m => m.Connecting.IsCompleted))
             throw new QuicException(QuicError.ConnectionClosed,
@@ -191,7 +196,20 @@ public sealed class QuicSendClient : IAsyncDisposable, IDisposable
                 : inline is not null ? stream.InitialWrite.AsTask()
                 : writeBody is not null ? writeBody(stream).AsTask()
                 : body.WriteToAsync(stream.Stream, cancellationToken).AsTask();
-            var headers = HeaderCodec.Unpack(await stream.ReadHeadersAsync(cancellationToken).ConfigureAwait(false));
+            byte[] packed;
+            try
+            {
+                packed = await stream.ReadHeadersAsync(cancellationToken).ConfigureAwait(false);
+            }
+            catch (QuicException e) when (e.ErrorCode == (long)Http3Errors.RequestRejected && !chosen && writeBody is null
+                                          && (noBody || inline is not null) && _pool.LeastLoaded() is { } other && other != on)
+            {
+                // RFC 9114 §5.2: a rejected request was not processed (it crossed the server's GOAWAY): send it again elsewhere.
+                stream.Stream.Dispose();
+                _ = sending.ContinueWith(static t => _ = t.Exception, CancellationToken.None, TaskContinuationOptions.OnlyOnFaulted, TaskScheduler.Default);
+                return await SendAsync(method, path, headerInfo, body, extraHeaders, requestId, cancellationToken, null, other).ConfigureAwait(false);
+            }
+            var headers = HeaderCodec.Unpack(packed);
             var response = new QuicSendResponse(requestId, stream, headers, toHead: method == "HEAD");
             if (!sending.IsCompleted)
             {

@@ -42,6 +42,10 @@ public sealed class QuicSendServerOptions
 
     /// <summary>Serving files: per-client transfer caps, disk reservation, upload sessions (<see cref="FileServingOptions"/>).</summary>
     public FileServingOptions FileTransfers { get; init; } = new();
+
+    /// <summary>How long <see cref="QuicSendServer.DisposeAsync"/> lets responses under way finish before it closes
+    /// the connections (<see cref="QuicSendServer.ShutdownAsync"/>). 10 s by default; zero closes at once.</summary>
+    public TimeSpan ShutdownTimeout { get; init; } = TimeSpan.FromSeconds(10);
 }
 
 /// <summary>
@@ -51,7 +55,7 @@ public sealed class QuicSendServerOptions
 /// original quicsend did, or the async one (<see cref="AcceptRequestsAsync"/>,
 /// <see cref="QuicSendRequest.RespondAsync"/>).
 /// </summary>
-public sealed class QuicSendServer : IAsyncDisposable, IDisposable
+public sealed partial class QuicSendServer : IAsyncDisposable, IDisposable
 {
     private abstract record ServerEvent;
     private sealed record ConnectEvent(long ConnectionId) : ServerEvent;
@@ -81,6 +85,7 @@ public sealed class QuicSendServer : IAsyncDisposable, IDisposable
         _maxBody = options.MaxRequestBodySize;
         _compatible = options.OriginalClientCompatibility;
         options.FileTransfers.Validate(); // a bad setting fails before the port is taken
+        _shutdownTimeout = options.ShutdownTimeout;
         var t = OptionsCopy.Of(options.Transport);
         t.Http3 = true;
         if (!t.AlpnProtocols.Contains("h3")) t.AlpnProtocols.Add("h3");
@@ -126,6 +131,12 @@ public sealed class QuicSendServer : IAsyncDisposable, IDisposable
             while (!_stop.IsCancellationRequested)
             {
                 var conn = Http3Connection.Of(await _endpoint.AcceptAsync(_stop.Token).ConfigureAwait(false));
+                if (IsDraining)
+                {
+                    // A connection made during the drain is closed before any of its requests is seen.
+                    await conn.Connection.CloseAsync((long)Http3Errors.NoError, ShuttingDown).ConfigureAwait(false);
+                    continue;
+                }
                 var id = Interlocked.Increment(ref _nextConnectionId);
                 _connections[id] = conn;
                 _events.Writer.TryWrite(new ConnectEvent(id));
@@ -153,6 +164,7 @@ public sealed class QuicSendServer : IAsyncDisposable, IDisposable
                     badPath = false;
                 }
                 var request = new QuicSendRequest(id, conn.Connection, stream, headers, _maxBody) { FileServing = _files };
+                TrackResponse(stream.Stream);
                 var authorization = HeaderCodec.Get(headers, QuicSendHeaders.Authorization);
                 if (!_anonymous && !_tokens.Authorizes(authorization, acceptDoubledPrefix: _compatible))
                 {
@@ -308,21 +320,25 @@ public sealed class QuicSendServer : IAsyncDisposable, IDisposable
         if (_connections.TryGetValue(connectionId, out var conn)) conn.GoAway();
     }
 
-    /// <summary>Graceful shutdown: GOAWAY to every client, then close.</summary>
-    public async ValueTask DisposeAsync()
-    {
-        if (Interlocked.Exchange(ref _disposed, 1) != 0) return;
-        foreach (var c in _connections.Values)
-        {
-            try { c.GoAway(); } catch (QuicException) { }
-        }
-        _stop.Cancel();
-        _endpoint.Dispose();
-        _events.Writer.TryComplete();
-        try { await _acceptLoop.ConfigureAwait(false); } catch { }
-        _files.Dispose(); // upload sessions do not outlive their server: their partial files go with it
-        _stop.Dispose();
-    }
+    /// <summary>The ids of the connections open now (for tests).</summary>
+    internal IReadOnlyCollection<long> ConnectionIds => _connections.Keys.ToList();
 
-    public void Dispose() => DisposeAsync().AsTask().GetAwaiter().GetResult();
+    /// <summary>Requests received and not yet answered (or disposed unanswered).</summary>
+    public int PendingRequests => _pending.Count;
+
+    /// <summary>
+    /// Graceful shutdown with <see cref="QuicSendServerOptions.ShutdownTimeout"/> as the deadline:
+    /// see <see cref="ShutdownAsync"/>.
+    /// </summary>
+    public ValueTask DisposeAsync() => new(ShutdownAsync(_shutdownTimeout));
+
+    /// <summary>
+    /// Immediate shutdown: GOAWAY, then every connection closes at once; responses still being sent are cut off
+    /// (the client sees the connection close). Use <see cref="DisposeAsync"/> or <see cref="ShutdownAsync"/> to let them finish.
+    /// </summary>
+    public void Dispose()
+    {
+        lock (_shutdownLock) _shutdown ??= Task.CompletedTask;
+        StopNow();
+    }
 }

@@ -14,6 +14,10 @@ public sealed class QuicConnection : IAsyncDisposable
 {
     private readonly EndpointDriver _driver;
     private readonly Dictionary<ulong, QuicStream> _streams = new();
+    // Disposed streams whose written end waits for the peer's acknowledgement (driver thread only).
+    private readonly Dictionary<ulong, QuicStream> _acking = new();
+    private readonly Queue<ulong> _ackingOrder = new();
+    private const int MaxAwaitingAcknowledgement = 256;
     private readonly Channel<QuicStream> _incoming = Channel.CreateUnbounded<QuicStream>(new UnboundedChannelOptions { SingleWriter = true });
     private readonly List<DriverCall<QuicStream>> _creditWaiters = new(); // openers waiting on the peer's stream limit
     private readonly TaskCompletionSource _connected = new(TaskCreationOptions.RunContinuationsAsynchronously);
@@ -168,6 +172,25 @@ public sealed class QuicConnection : IAsyncDisposable
 
     internal void Forget(ulong stream) => _streams.Remove(stream);
 
+    /// <summary>Driver: a disposed stream still learns when its written end is acknowledged (or can no longer be).</summary>
+    internal void AwaitAcknowledgement(QuicStream s)
+    {
+        _acking[(ulong)s.Id] = s;
+        _ackingOrder.Enqueue((ulong)s.Id);
+        // Bounded: the engine reports a stream's end only once both its sides are done, and a peer that never reads
+        // to the end of what it sent leaves it open, so without a bound every such stream stays here for the life of
+        // the connection (the soak: +13 MiB over 10,000 requests). An acknowledgement 256 disposals old is long due:
+        // the oldest are taken as ended.
+        while (_acking.Count > MaxAwaitingAcknowledgement && _ackingOrder.TryDequeue(out var oldest))
+            if (_acking.Remove(oldest, out var stale)) stale.StopAwaitingAcknowledgement();
+        if (_ackingOrder.Count > 4 * MaxAwaitingAcknowledgement) // ids already heard about: drop them from the order
+        {
+            var live = _ackingOrder.Where(_acking.ContainsKey).ToArray();
+            _ackingOrder.Clear();
+            foreach (var id in live) _ackingOrder.Enqueue(id);
+        }
+    }
+
     /// <summary>Driver: routes the stream's engine events to it from now on.</summary>
     internal void Track(QuicStream s) => _streams[(ulong)s.Id] = s;
 
@@ -207,9 +230,11 @@ public sealed class QuicConnection : IAsyncDisposable
                 break;
             case QsConst.QS_EVENT_STREAM_STOPPED:
                 if (_streams.TryGetValue(ev.Stream, out var st)) st.OnStopped((long)ev.Code);
+                else if (_acking.Remove(ev.Stream, out var sa)) sa.OnStopped((long)ev.Code);
                 break;
             case QsConst.QS_EVENT_STREAM_FINISHED:
                 if (_streams.TryGetValue(ev.Stream, out var f)) f.OnFinished();
+                else if (_acking.Remove(ev.Stream, out var fa)) fa.OnFinished();
                 break;
             case QsConst.QS_EVENT_STREAMS_AVAILABLE:
                 RetryCreditWaiters();
@@ -244,6 +269,9 @@ public sealed class QuicConnection : IAsyncDisposable
         Application?.OnConnectionFailed(_error);
         RetryCreditWaiters(); // each fails with the connection's error
         foreach (var s in _streams.Values.ToArray()) s.OnConnectionFailed(_error);
+        foreach (var s in _acking.Values) s.OnConnectionFailed(_error);
+        _acking.Clear();
+        _ackingOrder.Clear();
     }
 
     private string ReadError() => _driver.Native.CloseReason(Id);

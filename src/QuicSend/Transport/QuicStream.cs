@@ -22,6 +22,7 @@ public sealed partial class QuicStream : Stream
     private readonly ReadOperation _read;
     private readonly WriteOperation _write;
     private readonly TaskCompletionSource _acknowledged = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private readonly TaskCompletionSource _sendingEnded = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private int _disposed;              // set by the user thread that disposes
     private volatile bool _endRead;     // set by the driver when a read reached the end cleanly: later reads return 0 at once, without a hop
 
@@ -139,6 +140,12 @@ public sealed partial class QuicStream : Stream
     /// <summary>Completes when everything written (and the end) was acknowledged by the peer.</summary>
     public Task WritesAcknowledged => _acknowledged.Task;
 
+    /// <summary>
+    /// Completes (never fails) once the sending side is over in any way: everything acknowledged, reset,
+    /// stopped by the peer, or the connection gone. A graceful server shutdown waits for it.
+    /// </summary>
+    internal Task SendingEnded => _sendingEnded.Task;
+
     // Stream's synchronous members, for APIs that need them.
     public override int Read(byte[] buffer, int offset, int count) => ReadAsync(buffer.AsMemory(offset, count)).AsTask().GetAwaiter().GetResult();
     public override void Write(byte[] buffer, int offset, int count) => WriteAsync(buffer.AsMemory(offset, count)).AsTask().GetAwaiter().GetResult();
@@ -164,7 +171,11 @@ public sealed partial class QuicStream : Stream
 
     private void DisposeOnDriver()
     {
+        // Written to the end but not yet acknowledged: still listen for the acknowledgement (SendingEnded).
+        bool acking = _canWrite && _writeDone && _writeError is null && !_acknowledged.Task.IsCompleted && !_conn.IsClosed;
         if (!_conn.IsClosed) _framing.Release(this, writing: !_writeDone && _writeError is null, reading: !_readDone);
+        if (acking) _conn.AwaitAcknowledgement(this);
+        else _sendingEnded.TrySetResult();
         _writeDone = _readDone = true;
         var error = new ObjectDisposedException(nameof(QuicStream));
         _read.Abandon(error);
@@ -182,6 +193,7 @@ public sealed partial class QuicStream : Stream
             _driver.Native.Reset(_conn.Id, (ulong)Id, errorCode);
             _writeError ??= new QuicException(QuicError.StreamAborted, $"Stream {Id} was aborted locally with code {errorCode}.") { ErrorCode = (long)errorCode };
             _writeDone = true;
+            _sendingEnded.TrySetResult();
         }
         if (!_readDone)
         {
@@ -204,6 +216,7 @@ public sealed partial class QuicStream : Stream
     {
         _writeError = new QuicException(QuicError.StreamAborted, $"The peer stopped reading stream {Id} (code {code}).") { ErrorCode = code };
         _writeDone = true;
+        _sendingEnded.TrySetResult();
         return _writeError;
     }
 
@@ -230,8 +243,12 @@ public sealed partial class QuicStream : Stream
     internal void OnFinished()
     {
         _acknowledged.TrySetResult();
+        _sendingEnded.TrySetResult();
         if (_readDone) _conn.Forget((ulong)Id);
     }
+
+    /// <summary>Driver: the connection no longer waits to hear of this disposed stream's acknowledgement (see AwaitAcknowledgement).</summary>
+    internal void StopAwaitingAcknowledgement() => _sendingEnded.TrySetResult();
 
     internal void OnStopped(long code)
     {
@@ -248,5 +265,6 @@ public sealed partial class QuicStream : Stream
         _write.Resume();
         _framing.Wake();
         _acknowledged.TrySetException(error);
+        _sendingEnded.TrySetResult();
     }
 }

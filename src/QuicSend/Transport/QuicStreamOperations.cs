@@ -21,6 +21,7 @@ public sealed partial class QuicStream
         if (!_conn.IsClosed) _driver.Native.Reset(_conn.Id, (ulong)Id, CancelCode);
         _writeError ??= new QuicException(QuicError.StreamAborted, $"A write to stream {Id} was cancelled, which reset its sending side.") { ErrorCode = (long)CancelCode };
         _writeDone = true;
+        _sendingEnded.TrySetResult();
     }
 
     private sealed class ReadOperation(QuicStream s) : StreamOperation<int>(s._driver)
