@@ -116,6 +116,10 @@ internal sealed class ConnectionPool
     private void Redial()
     {
         if (Volatile.Read(ref _closing)) return;
+        bool anyGone = false; // the usual case, every connection up, costs no lock (this runs for every request)
+        foreach (var m in _members)
+            anyGone |= m.Connecting.IsCompleted && !m.IsUsable;
+        if (!anyGone) return;
         long now = System.Diagnostics.Stopwatch.GetTimestamp();
         lock (_redialLock)
         {
