@@ -41,9 +41,6 @@ internal sealed class DownloadResume : IDisposable
     public string PartialPath { get; }
     public string RecordPath { get; }
 
-    /// <summary>Bytes that were on disk from an earlier attempt when this one started.</summary>
-    public long ResumedBytes { get; private set; }
-
     /// <summary>Whether chunk <paramref name="chunk"/> is on disk (from an earlier attempt, or flushed in this one).</summary>
     public bool IsDone(int chunk)
     {
@@ -75,10 +72,7 @@ internal sealed class DownloadResume : IDisposable
             FileTransfer.DeleteQuietly(record);
             FileTransfer.DeleteQuietly(partial);
         }
-        var state = new DownloadResume(partial, record, source, etag, length, chunkSize, done);
-        for (int i = 0; i < count; i++)
-            if (done[i]) state.ResumedBytes += Math.Min(chunkSize, length - (long)i * chunkSize);
-        return state;
+        return new DownloadResume(partial, record, source, etag, length, chunkSize, done);
     }
 
     private static bool Read(byte[] json, string source, string etag, long length, int chunkSize, bool[] done)
@@ -103,7 +97,9 @@ internal sealed class DownloadResume : IDisposable
     /// <summary>Opens (or creates, preallocated) the partial file and starts checkpointing the record once a second.</summary>
     public SafeFileHandle OpenPartial()
     {
-        _file = ResumedBytes > 0
+        bool resuming;
+        lock (_lock) resuming = _done.Contains(true);
+        _file = resuming
             ? File.OpenHandle(PartialPath, FileMode.Open, FileAccess.ReadWrite, FileShare.None, FileOptions.Asynchronous)
             : File.OpenHandle(PartialPath, FileMode.CreateNew, FileAccess.ReadWrite, FileShare.None, FileOptions.Asynchronous, preallocationSize: _length);
         _checkpoints = CheckpointLoopAsync(_stop.Token);
@@ -190,7 +186,7 @@ internal sealed class DownloadResume : IDisposable
         lock (_lock)
         {
             _dirty = true;
-            kept = Enumerable.Range(0, _done.Length).Where(i => _done[i]).Sum(i => Math.Min(_chunkSize, _length - (long)i * _chunkSize));
+            kept = Enumerable.Range(0, _done.Length).Where(i => _done[i]).Sum(i => Math.Min(_chunkSize, _length - (long)i * _chunkSize)); // the chunks' lengths, as ChunkScheduler.RangeOf
         }
         try
         {

@@ -32,14 +32,24 @@ internal sealed class ChunkScheduler
         Count = (int)((length + chunkSize - 1) / chunkSize);
         _attempts = new int[Count];
         _stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        AlreadyDone = new bool[Count];
         for (int i = 0; i < Count; i++)
         {
-            if (alreadyDone?.Invoke(i) == true) continue;
+            if (alreadyDone?.Invoke(i) == true)
+            {
+                AlreadyDone[i] = true;
+                AlreadyDoneBytes += RangeOf(i).Count;
+                continue;
+            }
             _queue.Writer.TryWrite(i);
             _remaining++;
         }
         if (_remaining == 0) _queue.Writer.TryComplete();
     }
+
+    /// <summary>The chunks an earlier attempt moved (not queued), and their bytes.</summary>
+    public bool[] AlreadyDone { get; }
+    public long AlreadyDoneBytes { get; }
 
     public long Length { get; }
     public int ChunkSize { get; }
@@ -135,7 +145,7 @@ internal sealed class RetryableChunkException(string message) : Exception(messag
 /// </summary>
 internal sealed class InOrderHasher(Microsoft.Win32.SafeHandles.SafeFileHandle file, ChunkScheduler chunks) : IDisposable
 {
-    private readonly bool[] _done = new bool[chunks.Count];
+    private readonly bool[] _done = (bool[])chunks.AlreadyDone.Clone(); // a resumed transfer's earlier chunks are hashed from the file like the rest
     private readonly SemaphoreSlim _signal = new(0);
     private readonly IncrementalHash _sha = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
 
@@ -229,7 +239,8 @@ internal static class StripedTransfer
         using var resume = client.Options.ResumableTransfers ? DownloadResume.Open(full, client.SourceOf(path), etag, length, chunkSize) : null;
         var chunks = new ChunkScheduler(length, chunkSize, cancellationToken, resume is null ? null : resume.IsDone);
         var shared = new SharedProgress(progress);
-        if (resume?.ResumedBytes > 0) shared.Add(resume.ResumedBytes);
+        long resumed = chunks.AlreadyDoneBytes;
+        if (resumed > 0) shared.Add(resumed);
         var temp = resume?.PartialPath ?? FileTransfer.TemporaryPathFor(full);
         bool kept = false;
         try
@@ -237,8 +248,6 @@ internal static class StripedTransfer
             using var file = resume?.OpenPartial()
                 ?? File.OpenHandle(temp, FileMode.CreateNew, FileAccess.ReadWrite, FileShare.None, FileOptions.Asynchronous, preallocationSize: length);
             using var hasher = new InOrderHasher(file, chunks);
-            for (int i = 0; i < chunks.Count; i++)
-                if (resume?.IsDone(i) == true) hasher.Completed(i); // hashed from the partial file, in order, like the rest
             var hashing = hasher.RunAsync(chunks.Token);
             await chunks.RunAsync(client.Pool.Usable(), WorkersPerConnection, async (conn, chunk, ct) =>
             {
@@ -274,13 +283,13 @@ internal static class StripedTransfer
             if (theirs is not null && theirs != ours)
                 throw new InvalidDataException($"The download of '{remoteName}' failed its SHA-256 check: the server's repr-digest is {theirs}, " +
                                                $"the {length} bytes assembled hash to {ours}. '{full}' was not written" +
-                                               (resume?.ResumedBytes > 0 ? $" (it resumed {resume.ResumedBytes} bytes kept from an earlier attempt, now removed)." : "."));
+                                               (resumed > 0 ? $" (it resumed {resumed} bytes kept from an earlier attempt, now removed)." : "."));
             RandomAccess.FlushToDisk(file);
             file.Dispose();
             if (resume is not null) await resume.DiscardRecordAsync().ConfigureAwait(false);
             File.Move(temp, full, overwrite: true);
             kept = true;
-            return (length, ours, resume?.ResumedBytes ?? 0);
+            return (length, ours, resumed);
         }
         catch (Exception e) when (resume is not null && !kept && KeepsForResume(e))
         {
@@ -340,17 +349,13 @@ internal static class StripedTransfer
             return held.Any(r => r.First <= first && last <= r.Last);
         }
         var chunks = new ChunkScheduler(length, chunkSize, cancellationToken, resumable ? Held : null);
-        long resumed = 0;
-        for (int i = 0; i < chunks.Count; i++)
-            if (resumable && Held(i)) resumed += chunks.RangeOf(i).Count;
+        long resumed = chunks.AlreadyDoneBytes;
         var shared = new SharedProgress(progress);
         if (resumed > 0) shared.Add(resumed);
         bool committed = false, keep = false;
         try
         {
             using var hasher = new InOrderHasher(file, chunks);
-            for (int i = 0; i < chunks.Count; i++)
-                if (resumable && Held(i)) hasher.Completed(i); // the local file's bytes, hashed in order like the rest
             var hashing = hasher.RunAsync(chunks.Token);
             await chunks.RunAsync(client.Pool.Usable(), WorkersPerConnection, async (conn, chunk, ct) =>
             {
