@@ -116,20 +116,14 @@ internal sealed class ConnectionPool
     private void Redial()
     {
         if (Volatile.Read(ref _closing)) return;
-        bool anyGone = false; // the usual case, every connection up, costs no lock (this runs for every request)
-        foreach (var m in _members)
-            anyGone |= m.Connecting.IsCompleted && !m.IsUsable;
-        if (!anyGone) return;
+        if (!_members.Any(IsGone)) return; // the usual case, every connection up, costs no lock (this runs for every request)
         long now = System.Diagnostics.Stopwatch.GetTimestamp();
         lock (_redialLock)
         {
             for (int i = 0; i < _members.Length; i++)
             {
                 var m = _members[i];
-                // Only what is closed or never connected: a connection told to go away (GOAWAY) still finishes its
-                // requests and is closed by the client after its last response; then it is replaced.
-                bool gone = m.Connecting.IsFaulted || (m.Connecting.IsCompletedSuccessfully && m.Connecting.Result.IsClosed);
-                if (!gone || now < _redialNotBefore[i] || _closing) continue;
+                if (!IsGone(m) || now < _redialNotBefore[i] || _closing) continue;
                 bool wasUp = m.Connecting.IsCompletedSuccessfully; // it connected once: the server was there
                 _redialDelay[i] = wasUp ? FirstRedialDelay : TimeSpan.FromTicks(Math.Min(_redialDelay[i].Ticks * 2, LongestRedialDelay.Ticks));
                 _redialNotBefore[i] = now + (long)(_redialDelay[i].TotalSeconds * System.Diagnostics.Stopwatch.Frequency);
@@ -141,6 +135,13 @@ internal sealed class ConnectionPool
             }
         }
     }
+
+    /// <summary>
+    /// Closed or never connected. A connection told to go away (GOAWAY) is not gone yet: it still finishes its
+    /// requests and is closed by the client after its last response; then it is replaced.
+    /// </summary>
+    private static bool IsGone(PooledConnection m) =>
+        m.Connecting.IsFaulted || (m.Connecting.IsCompletedSuccessfully && m.Connecting.Result.IsClosed);
 
     /// <summary>
     /// A usable connection, waiting (up to <paramref name="timeout"/>) for replacements being made when none is usable now;
