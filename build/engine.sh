@@ -20,6 +20,12 @@ set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 repo="$(cd "$here/.." && pwd)"
 mirrors="${QUICSEND_MIRRORS:-$repo/../shared/mirrors}"
+# A clone of a local checkout (git clone . /tmp/x) finds the mirrors beside the checkout it came from.
+if [[ -z "${QUICSEND_MIRRORS:-}" && ! -d "$mirrors" ]]; then
+    origin="$(git -C "$repo" remote get-url origin 2>/dev/null || true)"
+    origin="${origin#file://}"
+    [[ -d "$origin" && -d "$origin/../shared/mirrors" ]] && mirrors="$origin/../shared/mirrors"
+fi
 quiche_url="https://github.com/cloudflare/quiche.git"
 quiche_commit="445292f46e05b72d56b9b957da77bfac3d24fc77"   # tag 0.26.1
 bssl_commit="f1c75347daa2ea81a941e953f2263e0a4d970c8d"     # what quiche 0.26.1 pins
