@@ -357,7 +357,42 @@ typedef struct QsEndpointStats {
    * Datagrams dropped because they could not be parsed or matched no connection.
    */
   uint64_t dropped;
+  /**
+   * Bytes held now for requests of connections that have not authenticated (see `QsIntakeLimits`).
+   */
+  uint64_t unauthenticated_bytes;
+  /**
+   * Requests refused for an intake limit or the header deadline (H3_REQUEST_REJECTED).
+   */
+  uint64_t refused_requests;
 } QsEndpointStats;
+
+/**
+ * Limits on requests from connections that have not authenticated (see the module text).
+ * Zero in a field means the default.
+ */
+typedef struct QsIntakeLimits {
+  /**
+   * How long a request's header section may take to arrive whole (default 10 s).
+   */
+  uint64_t header_timeout_ms;
+  /**
+   * Incomplete header sections one such connection may have open at once (default 32).
+   */
+  uint64_t max_streams_per_connection;
+  /**
+   * Bytes held for one such connection's incomplete requests (default 1 MiB).
+   */
+  uint64_t max_bytes_per_connection;
+  /**
+   * Bytes held for all such connections from one IP address (default 8 MiB).
+   */
+  uint64_t max_bytes_per_address;
+  /**
+   * Bytes held for all such connections together (default 64 MiB).
+   */
+  uint64_t max_bytes_total;
+} QsIntakeLimits;
 
 #ifdef __cplusplus
 extern "C" {
@@ -709,6 +744,19 @@ int32_t qs_h3_stream_release(struct QsEndpoint *ep, uint64_t conn, uint64_t stre
  * Copies an HTTP/3 error code's name (e.g. "H3_FRAME_UNEXPECTED") into `buf`; returns its length.
  */
 int64_t qs_h3_error_name(uint64_t code, uint8_t *buf, uintptr_t cap);
+
+/**
+ * Server: sets the limits on requests from connections that have not authenticated (see
+ * `QsIntakeLimits`; zero fields take their defaults). Applies from the next check of each
+ * connection.
+ */
+int32_t qs_endpoint_set_intake_limits(struct QsEndpoint *ep, const struct QsIntakeLimits *limits);
+
+/**
+ * Server: marks a connection as authenticated (its peer presented a valid credential), which
+ * lifts the limits on requests from unauthenticated connections for it.
+ */
+int32_t qs_conn_authenticated(struct QsEndpoint *ep, uint64_t conn);
 
 /**
  * Returns how many native objects (configs, endpoints, connections) are alive.

@@ -58,6 +58,8 @@ pub(crate) struct Conn {
     pub(crate) held: Option<Held>,
     /// Its bytes: one buffer per connection, kept for reuse.
     pub(crate) held_buf: Vec<u8>,
+    /// Server: what this connection holds before it authenticated (see `intake`).
+    pub(crate) intake: crate::intake::ConnIntake,
 }
 
 /// Where and when a held datagram goes (see `Conn::held`).
@@ -103,6 +105,7 @@ impl Conn {
             next_keep_alive: keep_alive.map(|k| now + k),
             held: None,
             held_buf: Vec::new(),
+            intake: Default::default(),
         }
     }
 
@@ -147,10 +150,10 @@ impl Conn {
 
     /// The earliest time this connection needs `on_timeout`.
     pub(crate) fn deadline(&self) -> Option<Instant> {
-        match (self.q.timeout_instant(), self.next_keep_alive.filter(|_| self.connected && !self.closed)) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        [self.q.timeout_instant(), self.next_keep_alive.filter(|_| self.connected && !self.closed), self.intake.deadline]
+            .into_iter()
+            .flatten()
+            .min()
     }
 
     pub(crate) fn on_timeout(&mut self, now: Instant) {

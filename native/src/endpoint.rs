@@ -66,6 +66,8 @@ pub struct QsEndpoint {
     touched: Vec<u64>,
     stats: QsEndpointStats,
     clock: Clock,
+    /// Server: bounds on what unauthenticated peers make it hold.
+    pub(crate) intake: crate::intake::Intake,
 }
 
 /// The caller's monotonic clock (nanoseconds, any epoch) as the `Instant`s the engine works in:
@@ -151,6 +153,7 @@ impl QsEndpoint {
             touched: Vec::new(),
             stats: QsEndpointStats::default(),
             clock: Clock::new(),
+            intake: crate::intake::Intake::new(),
         })
     }
 
@@ -186,6 +189,9 @@ impl QsEndpoint {
         let Some(c) = self.conns.get_mut(&id) else { return };
         let was_drained = c.drained;
         c.settle(self.h3_config.as_ref(), &mut self.events);
+        if self.server {
+            self.intake.check(c, self.clock.now);
+        }
         if c.drained && !was_drained {
             self.order.retain(|o| *o != id);
         }
@@ -210,7 +216,8 @@ impl QsEndpoint {
 
     /// Removes a drained connection and its routing keys.
     pub(crate) fn forget(&mut self, id: u64) {
-        if let Some(c) = self.conns.remove(&id) {
+        if let Some(mut c) = self.conns.remove(&id) {
+            self.intake.release(&mut c);
             for cid in &c.cids {
                 self.cids.remove(cid);
             }
@@ -688,6 +695,8 @@ pub extern "C" fn qs_endpoint_stats(ep: *mut QsEndpoint, out_stats: *mut QsEndpo
         with_endpoint(ep, |e| {
             let mut s = e.stats;
             s.open = e.conns.len() as u64;
+            s.unauthenticated_bytes = e.intake.held();
+            s.refused_requests = e.intake.refused;
             out(out_stats, s, "stats")?;
             Ok(QS_OK)
         })

@@ -87,6 +87,10 @@ pub struct QsEndpointStats {
     pub open: u64,
     /// Datagrams dropped because they could not be parsed or matched no connection.
     pub dropped: u64,
+    /// Bytes held now for requests of connections that have not authenticated (see `QsIntakeLimits`).
+    pub unauthenticated_bytes: u64,
+    /// Requests refused for an intake limit or the header deadline (H3_REQUEST_REJECTED).
+    pub refused_requests: u64,
 }
 
 /// Connection statistics.

@@ -15,6 +15,7 @@ pub mod endpoint;
 pub mod error;
 pub mod events;
 pub mod h3api;
+pub mod intake;
 pub mod live;
 mod memfile;
 mod refuse;

@@ -12,6 +12,7 @@ use quicsend_native::endpoint::*;
 use quicsend_native::error::*;
 use quicsend_native::events::*;
 use quicsend_native::h3api::*;
+use quicsend_native::intake::*;
 use quicsend_native::stream::*;
 use quicsend_native::trust::QS_REFUSED;
 
@@ -1031,4 +1032,134 @@ fn tiny_stream_frames_cost_the_receiver_about_their_flow_control_window() {
     // (The rest, ~460 KiB here, is per-connection bookkeeping grown by 65,536 packets: ACK and sent-packet
     // queues that keep their capacity. Reading the stream does not change it.)
     assert!(unread < 2 * WINDOW as isize, "the unread stream held {unread} bytes for a {WINDOW}-byte window");
+}
+
+/// QUIC's variable-length integer (RFC 9000 §16).
+fn varint(v: u64) -> Vec<u8> {
+    match v {
+        0..=63 => vec![v as u8],
+        64..=16383 => (0x4000 | v as u16).to_be_bytes().to_vec(),
+        16384..=1_073_741_823 => (0x8000_0000 | v as u32).to_be_bytes().to_vec(),
+        _ => (0xc000_0000_0000_0000 | v).to_be_bytes().to_vec(),
+    }
+}
+
+/// A pair whose client speaks HTTP/3 by hand on raw streams, to a server with HTTP/3 on
+/// (header sections up to 64 KiB): the client's and the server's connection ids.
+fn raw_h3_pair() -> (Pair, u64, u64) {
+    let mut p = Pair::new(|c| {
+        qs_config_set_alpn(c, b"\x02h3".as_ptr(), 3);
+    });
+    assert_eq!(qs_endpoint_enable_h3(p.server, 64 << 10), QS_OK);
+    let (conn, _, sconn, _) = handshake(&mut p, Duration::from_secs(5));
+    (p, conn, sconn)
+}
+
+/// Opens `n` request streams that each announce a 64 KiB HEADERS frame and send all of it but
+/// the last byte: what a peer without a token can make a server hold.
+fn open_incomplete_requests(p: &mut Pair, conn: u64, n: usize) {
+    let mut frame = vec![0x01];
+    frame.extend(varint(64 << 10));
+    frame.resize(frame.len() + (64 << 10) - 1, 0x41);
+    let mut code = 0u64;
+    for _ in 0..n {
+        let mut sid = 0u64;
+        assert_eq!(qs_stream_open(p.client, conn, false, &mut sid), QS_OK, "{}", last_error());
+        // The client's send buffer takes about a congestion window at a time.
+        let mut off = 0;
+        while off < frame.len() {
+            let rest = &frame[off..];
+            let n = qs_stream_write(p.client, conn, sid, rest.as_ptr(), rest.len(), false, &mut code);
+            if n > 0 {
+                off += n as usize;
+            } else {
+                assert_eq!(n, QS_BLOCKED as i64, "{}", last_error());
+                run(p, Duration::from_millis(50), |_, _, _| false);
+            }
+        }
+    }
+}
+
+/// A complete GET for "/" in one HEADERS frame (QPACK static table entries and one literal).
+fn complete_request(p: &mut Pair, conn: u64) -> u64 {
+    let mut block = vec![0x00, 0x00, 0xd1, 0xd7, 0xc1, 0x50, 9];
+    block.extend_from_slice(b"localhost");
+    let mut frame = vec![0x01];
+    frame.extend(varint(block.len() as u64));
+    frame.extend(block);
+    let (mut sid, mut code) = (0u64, 0u64);
+    assert_eq!(qs_stream_open(p.client, conn, false, &mut sid), QS_OK, "{}", last_error());
+    assert_eq!(qs_stream_write(p.client, conn, sid, frame.as_ptr(), frame.len(), true, &mut code), frame.len() as i64);
+    sid
+}
+
+/// The review's attack in miniature: 100 streams each holding a 64 KiB header section one byte short
+/// of complete, from a connection that never authenticated. Before the limits the server held all of it
+/// (+6.7 MiB of heap here; 20 such connections held +160 MiB in the review's run) until the connection
+/// ended; now it keeps at most the per-connection cap, refuses the rest with H3_REQUEST_REJECTED, still
+/// serves a complete request on the same connection, and gives everything back at the header deadline.
+#[test]
+fn an_unauthenticated_peer_holds_at_most_the_intake_limits_until_the_header_deadline() {
+    let (mut p, conn, sconn) = raw_h3_pair();
+    let limits = QsIntakeLimits {
+        header_timeout_ms: 10_000,
+        max_streams_per_connection: 100,
+        max_bytes_per_connection: 1 << 20,
+        max_bytes_per_address: 8 << 20,
+        max_bytes_total: 64 << 20,
+    };
+    assert_eq!(qs_endpoint_set_intake_limits(p.server, &limits), QS_OK);
+    run(&mut p, Duration::from_millis(100), |_, _, _| false);
+    let before = heap::live();
+    open_incomplete_requests(&mut p, conn, 100);
+    let mut rejected = HashSet::new();
+    run(&mut p, Duration::from_secs(1), |_, cev, _| {
+        rejected.extend(cev.iter().filter(|e| e.kind == QS_EVENT_STREAM_STOPPED && e.code == 0x10b).map(|e| e.stream));
+        false
+    });
+    let held = heap::live() - before;
+    let s = endpoint_stats(p.server);
+    eprintln!("100 incomplete 64 KiB header sections: the pair holds {} KiB more heap, the server counts {} KiB, refused {}",
+        held >> 10, s.unauthenticated_bytes >> 10, s.refused_requests);
+    assert!(s.unauthenticated_bytes <= 1 << 20, "counted {} bytes over the 1 MiB per-connection cap", s.unauthenticated_bytes);
+    assert!(s.refused_requests >= 80, "the streams over the cap were refused ({})", s.refused_requests);
+    assert!(held < 2 << 20, "the pair holds {held} bytes for the incomplete requests");
+
+    // A request that arrives whole is served meanwhile.
+    let sid = complete_request(&mut p, conn);
+    let mut served = false;
+    run(&mut p, Duration::from_secs(1), |_, _, sev| {
+        served |= sev.iter().any(|e| e.kind == QS_EVENT_H3_HEADERS && e.conn == sconn && e.stream == sid);
+        served
+    });
+    assert!(served, "the complete request reached the server's application");
+
+    // Past the header deadline the rest are refused and their memory returned.
+    let until = p.now + 11_000 * MS;
+    run(&mut p, Duration::from_secs(12), |p, _, _| p.now >= until);
+    let s = endpoint_stats(p.server);
+    let after = heap::live() - before;
+    eprintln!("after the header deadline: {} KiB more heap than before, the server counts {} bytes, refused {}",
+        after >> 10, s.unauthenticated_bytes, s.refused_requests);
+    assert_eq!(s.unauthenticated_bytes, 0);
+    assert_eq!(s.refused_requests, 100, "every incomplete request was refused, by a cap or the deadline");
+    assert!(after < 512 << 10, "{after} bytes still held after the deadline");
+}
+
+/// Once the connection authenticated (`qs_conn_authenticated`, after a request's token was accepted), its
+/// incomplete requests are its own business: nothing is refused or counted.
+#[test]
+fn an_authenticated_connection_is_not_held_to_the_unauthenticated_limits() {
+    let (mut p, conn, sconn) = raw_h3_pair();
+    assert_eq!(qs_conn_authenticated(p.server, sconn), QS_OK);
+    open_incomplete_requests(&mut p, conn, 40);
+    run(&mut p, Duration::from_secs(1), |_, _, _| false);
+    let s = endpoint_stats(p.server);
+    assert_eq!((s.unauthenticated_bytes, s.refused_requests), (0, 0));
+    // Without it, the same 40 requests go over the 1 MiB per-connection default.
+    let (mut p, conn, _) = raw_h3_pair();
+    open_incomplete_requests(&mut p, conn, 40);
+    run(&mut p, Duration::from_secs(1), |_, _, _| false);
+    let s = endpoint_stats(p.server);
+    assert!(s.refused_requests > 0 && s.unauthenticated_bytes <= 1 << 20, "refused {}, counted {}", s.refused_requests, s.unauthenticated_bytes);
 }

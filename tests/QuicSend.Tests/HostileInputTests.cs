@@ -607,6 +607,8 @@ public class HostileInputTests
     /// <summary>
     /// Fifty request streams each dribbling an unfinished header section (under the limit) while
     /// other requests on the same connection and elsewhere are served; then the client vanishes.
+    /// The connection has no token yet, so only the oldest 32 may wait (UnauthenticatedLimits):
+    /// any stream refused (H3_REQUEST_REJECTED) is one of the newest 18.
     /// </summary>
     private static async Task SlowHeaderSectionsAsync(IPEndPoint server, QuicSendClient steady, CancellationToken ct)
     {
@@ -617,11 +619,25 @@ public class HostileInputTests
             var streams = new List<QuicStream>();
             for (int i = 0; i < 50; i++) streams.Add(await c.SendAsync(FrameHeader(FrameHeaders, 60_000), fin: false, ct));
             var drip = new byte[100];
+            var refused = new HashSet<int>();
             for (int round = 0; round < 10; round++)
             {
-                foreach (var s in streams) await s.WriteAsync(drip, ct);
+                for (int i = 0; i < streams.Count; i++)
+                {
+                    if (refused.Contains(i)) continue;
+                    try
+                    {
+                        await streams[i].WriteAsync(drip, ct);
+                    }
+                    catch (QuicException e) when (e.Error == QuicError.StreamAborted)
+                    {
+                        Assert.That(e.ErrorCode, Is.EqualTo(0x10b), "refused as H3_REQUEST_REJECTED: " + e.Message);
+                        refused.Add(i);
+                    }
+                }
                 await Task.Delay(20, ct);
             }
+            Assert.That(refused.Where(i => i < 32), Is.Empty, "the oldest 32 incomplete sections may wait; only newer ones are refused");
             var ok = await c.ExchangeAsync("POST", "/beside-slow", [4, 5, 6], null, ct);
             Assert.That(ok.Status, Is.EqualTo(200), "a request beside fifty unfinished header sections");
             await AssertServedAsync(steady, 40, ct);

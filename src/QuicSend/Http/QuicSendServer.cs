@@ -97,6 +97,10 @@ public sealed partial class QuicSendServer : IAsyncDisposable, IDisposable
     /// <summary>The address the server listens on.</summary>
     public IPEndPoint LocalEndPoint => _endpoint.LocalEndPoint;
 
+    /// <summary>The endpoint's counts: connections, Retry packets, refusals, and what peers that have not
+    /// authenticated hold now and how many of their requests were refused (<see cref="UnauthenticatedLimits"/>).</summary>
+    public QuicEndpointStats GetStats() => _endpoint.GetStats();
+
     /// <summary>The accepted tokens; add and remove to rotate them while serving.</summary>
     public TokenSet Tokens => _tokens;
 
@@ -172,6 +176,7 @@ public sealed partial class QuicSendServer : IAsyncDisposable, IDisposable
                     _ = RefuseAsync(request, conn.Connection, TokenSet.HasDoubledPrefix(authorization));
                     continue;
                 }
+                conn.Connection.MarkAuthenticated();
                 if (badPath)
                 {
                     // After the token check: an unauthenticated client learns nothing but 401.

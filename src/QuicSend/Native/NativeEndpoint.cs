@@ -45,6 +45,10 @@ internal readonly unsafe struct NativeEndpoint(nint ep)
         return s;
     }
 
+    /// <summary>The connection's peer presented a valid credential: the limits on unauthenticated peers no longer
+    /// apply to it. The status only: a connection already gone needs nothing.</summary>
+    public int Authenticated(ulong conn) => NativeMethods.qs_conn_authenticated(ep, conn);
+
     public int ConnectionCount() => (int)NativeMethods.qs_endpoint_connection_count(ep);
 
     /// <summary>Why the connection closed, in the engine's words ("no reason given" when it has none).</summary>

@@ -100,6 +100,12 @@ internal static unsafe partial class NativeMethods
     [LibraryImport(Library, EntryPoint = "qs_endpoint_enable_h3")]
     internal static partial int qs_endpoint_enable_h3(nint ep, ulong maxFieldSectionSize);
 
+    [LibraryImport(Library, EntryPoint = "qs_endpoint_set_intake_limits")]
+    internal static partial int qs_endpoint_set_intake_limits(nint ep, QsIntakeLimits* limits);
+
+    [LibraryImport(Library, EntryPoint = "qs_conn_authenticated")]
+    internal static partial int qs_conn_authenticated(nint ep, ulong conn);
+
     [LibraryImport(Library, EntryPoint = "qs_h3_send_request")]
     internal static partial int qs_h3_send_request(nint ep, ulong conn, byte* headers, nuint headersLen, [MarshalAs(UnmanagedType.U1)] bool fin, ulong* stream);
 

@@ -44,6 +44,18 @@ internal struct QsEndpointStats
     public ulong Refused;
     public ulong Open;
     public ulong Dropped;
+    public ulong UnauthenticatedBytes;
+    public ulong RefusedRequests;
+}
+
+[StructLayout(LayoutKind.Sequential)]
+internal struct QsIntakeLimits
+{
+    public ulong HeaderTimeoutMs;
+    public ulong MaxStreamsPerConnection;
+    public ulong MaxBytesPerConnection;
+    public ulong MaxBytesPerAddress;
+    public ulong MaxBytesTotal;
 }
 
 [StructLayout(LayoutKind.Sequential)]

@@ -146,6 +146,22 @@ public sealed class QuicConnection : IAsyncDisposable
             (long)s.UdpTxDatagrams, (long)s.UdpRxDatagrams, (int)s.Mtu);
     }
 
+    private int _authenticated;
+
+    /// <summary>
+    /// Server: the peer presented a valid credential (a request's token was accepted), so the limits on
+    /// unauthenticated peers (<see cref="UnauthenticatedLimits"/>) no longer apply to this connection.
+    /// Once per connection; nobody waits for it.
+    /// </summary>
+    internal void MarkAuthenticated()
+    {
+        if (Interlocked.Exchange(ref _authenticated, 1) != 0 || IsClosed) return;
+        _driver.Post(new DriverAction(() =>
+        {
+            if (!IsClosed) _ = _driver.Native.Authenticated(Id);
+        }));
+    }
+
     /// <summary>The peer's certificate (DER), or null when it presented none. Runs on the driver.</summary>
     internal byte[]? ReadPeerCertificate() => _driver.Call(PeerCertificateOnDriver);
 

@@ -20,6 +20,9 @@ public sealed class QuicEndpoint : IDisposable, IAsyncDisposable
     private QuicEndpoint(QuicEndpointOptions options, IPEndPoint local, bool server, Func<QuicConnection, IApplicationProtocol>? application)
     {
         _application = application;
+        if (options is QuicServerOptions serverOptions)
+            (serverOptions.UnauthenticatedLimits ?? throw new QuicConfigurationException(
+                "QuicServerOptions.UnauthenticatedLimits is null; leave it unset for the defaults.")).Validate();
         using var cfg = EndpointConfig.Build(options);
         var handle = NativeMethods.qs_endpoint_new(cfg, server);
         if (handle.IsInvalid)
@@ -30,6 +33,8 @@ public sealed class QuicEndpoint : IDisposable, IAsyncDisposable
         if (options.Http3)
         {
             var rc = NativeMethods.qs_endpoint_enable_h3(handle.DangerousGetHandle(), (ulong)options.MaxHeaderSectionSize);
+            if (rc >= 0 && options is QuicServerOptions { UnauthenticatedLimits: var limits })
+                rc = SetIntakeLimits(handle.DangerousGetHandle(), limits);
             if (rc < 0)
             {
                 var error = NativeErrors.ToException(rc, "Enabling HTTP/3");
@@ -50,6 +55,19 @@ public sealed class QuicEndpoint : IDisposable, IAsyncDisposable
         if (server) _accepted = Channel.CreateUnbounded<QuicConnection>(new UnboundedChannelOptions { SingleWriter = true });
         else _client = (QuicClientOptions)options;
         _driver = new EndpointDriver(handle, socket, server ? "quicsend-server" : "quicsend-client", server ? Accepted : null);
+    }
+
+    private static unsafe int SetIntakeLimits(nint ep, UnauthenticatedLimits l)
+    {
+        var native = new QsIntakeLimits
+        {
+            HeaderTimeoutMs = (ulong)Math.Max(1, (long)l.HeaderTimeout.TotalMilliseconds),
+            MaxStreamsPerConnection = (ulong)l.MaxIncompleteRequestsPerConnection,
+            MaxBytesPerConnection = (ulong)l.MaxBytesPerConnection,
+            MaxBytesPerAddress = (ulong)l.MaxBytesPerAddress,
+            MaxBytesTotal = (ulong)l.MaxBytesTotal,
+        };
+        return NativeMethods.qs_endpoint_set_intake_limits(ep, &native);
     }
 
     /// <summary>Starts a server listening on <see cref="QuicServerOptions.ListenEndPoint"/>.</summary>
@@ -149,7 +167,8 @@ public sealed class QuicEndpoint : IDisposable, IAsyncDisposable
     private QuicEndpointStats ReadStats()
     {
         var s = _driver.Native.EndpointStats();
-        return new QuicEndpointStats((long)s.Connections, (long)s.RetriesSent, (long)s.Refused, (long)s.Open);
+        return new QuicEndpointStats((long)s.Connections, (long)s.RetriesSent, (long)s.Refused, (long)s.Open,
+            (long)s.UnauthenticatedBytes, (long)s.RefusedRequests);
     }
 
     /// <summary>How many connections the engine holds, closing ones included.</summary>

@@ -103,6 +103,12 @@ public sealed class QuicServerOptions : QuicEndpointOptions
     /// verify. Without client certificate roots the server asks for no client certificate.
     /// </summary>
     public bool RequireClientCertificate { get; set; } = true;
+
+    /// <summary>
+    /// Bounds on what peers that have not authenticated (no request accepted yet on their connection) can make
+    /// the server hold with incomplete header sections: a deadline, and caps per connection, per address and in total.
+    /// </summary>
+    public UnauthenticatedLimits UnauthenticatedLimits { get; set; } = new();
 }
 
 /// <summary>A client: which roots or pins to trust, its own certificate for mutual TLS, and how long to wait for a server.</summary>
