@@ -84,6 +84,86 @@ public class UnauthenticatedLimitsTests
         await serving;
     }
 
+    /// <summary>
+    /// The same attack against a `quicsend serve` process, measured as the review measured it: the server process's
+    /// resident memory (it was +160 MiB, held past the idle timeout). Now it grows by about the per-address cap.
+    /// </summary>
+    [Test]
+    public async Task AServerProcessUnderTheAttackGrowsByAboutThePerAddressCapNotTheAttacksSize()
+    {
+        var work = Directory.CreateTempSubdirectory("quicsend-intake-");
+        try
+        {
+            Directory.CreateDirectory(Path.Combine(work.FullName, "data"));
+            using (var init = new DotnetProcess("quicsend certs", CliTests.CliDll(), ["certs", "init"], work.FullName))
+                Assert.That(await init.WaitForExitAsync(TimeSpan.FromSeconds(30)), Is.Zero, init.Errors);
+            int port = CliTests.FreeUdpPort();
+            using var server = new DotnetProcess("quicsend serve", CliTests.CliDll(), ["serve", "./data", "--port", port.ToString()], work.FullName, HttpTests.Token);
+            await server.WaitForOutputAsync("Serving", TimeSpan.FromSeconds(20));
+            using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(60));
+            var root = Path.Combine(work.FullName, "root.pem");
+            var endPoint = new System.Net.IPEndPoint(System.Net.IPAddress.Loopback, port);
+            // Warm the server up with an honest request, so the baseline includes a served connection.
+            await using (var honest = await QuicSendClient.ConnectAsync(endPoint, new QuicSendClientOptions
+                         {
+                             Transport = new QuicClientOptions { TrustedRootPaths = { root } }, Token = HttpTests.Token, ServerName = "localhost",
+                         }))
+                using (var r = await honest.RequestAsync("/files/", null, QuicSendBody.Empty, cts.Token)) await r.ReadBodyAsync(cancellationToken: cts.Token);
+            long baseline = ResidentBytes(server.Id);
+
+            var frame = RawH3.Concat(RawH3.FrameHeader(RawH3.FrameHeaders, Announced), Enumerable.Repeat((byte)0x41, Announced - 1).ToArray());
+            var attackers = new List<RawH3Client>();
+            var streams = new List<QuicStream>();
+            long peak = baseline;
+            try
+            {
+                for (int i = 0; i < Connections; i++)
+                    attackers.Add(await RawH3Client.ConnectAsync(endPoint, o =>
+                    {
+                        o.TrustedRootPems.Clear();
+                        o.TrustedRootPaths.Add(root);
+                    }, cts.Token));
+                await Task.WhenAll(attackers.Select(async a =>
+                {
+                    for (int j = 0; j < StreamsEach; j++)
+                    {
+                        var s = await a.Connection.OpenStreamAsync(unidirectional: false, cts.Token);
+                        lock (streams) streams.Add(s);
+                        try
+                        {
+                            await s.WriteAsync(frame, completeWrites: false, cts.Token);
+                        }
+                        catch (QuicException e) when (e.Error == QuicError.StreamAborted) { }
+                    }
+                }));
+                for (int i = 0; i < 6; i++)
+                {
+                    await Task.Delay(500, cts.Token);
+                    peak = Math.Max(peak, ResidentBytes(server.Id));
+                }
+            }
+            finally
+            {
+                foreach (var s in streams) s.Dispose();
+                foreach (var a in attackers) await a.DisposeAsync();
+            }
+            TestContext.Out.WriteLine($"{Connections} × {StreamsEach} incomplete {Announced >> 10} KiB header sections ({Connections * StreamsEach * (long)Announced >> 20} MiB sent): " +
+                $"the server process went from {baseline >> 20} to {peak >> 20} MiB resident (+{(peak - baseline) >> 20} MiB)");
+            Assert.That(peak - baseline, Is.LessThan(48L << 20), "the server's growth stays near the 8 MiB per-address cap");
+        }
+        finally
+        {
+            work.Delete(recursive: true);
+        }
+    }
+
+    /// <summary>A process's resident set (VmRSS), from /proc.</summary>
+    private static long ResidentBytes(int pid)
+    {
+        var line = File.ReadLines($"/proc/{pid}/status").First(l => l.StartsWith("VmRSS:", StringComparison.Ordinal));
+        return long.Parse(line.Split(' ', StringSplitOptions.RemoveEmptyEntries)[1]) * 1024;
+    }
+
     [Test]
     public async Task AnAuthenticatedConnectionIsNotHeldToTheUnauthenticatedLimits()
     {
