@@ -427,6 +427,10 @@ impl Conn {
                         s.reset = Some(code);
                         let kind = if server || s.headers.is_some() { QS_EVENT_H3_DATA } else { QS_EVENT_H3_RESET };
                         events.push_back(QsEvent { kind, conn: id, stream: sid, code, ..Default::default() });
+                    } else if server {
+                        // A request reset before its header section completed: nobody will read it, and quiche
+                        // would keep the partial section's buffer until the connection ends.
+                        h3.forget_stream(sid);
                     }
                 }
                 Ok((goaway_id, quiche::h3::Event::GoAway)) => {

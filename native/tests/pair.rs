@@ -1163,3 +1163,24 @@ fn an_authenticated_connection_is_not_held_to_the_unauthenticated_limits() {
     let s = endpoint_stats(p.server);
     assert!(s.refused_requests > 0 && s.unauthenticated_bytes <= 1 << 20, "refused {}, counted {}", s.refused_requests, s.unauthenticated_bytes);
 }
+
+/// A peer that resets its requests before their header sections complete leaves nothing behind: quiche's
+/// HTTP/3 layer kept each partial section's buffer until the connection ended.
+#[test]
+fn requests_reset_before_their_header_sections_complete_leave_nothing_held() {
+    let (mut p, conn, sconn) = raw_h3_pair();
+    assert_eq!(qs_conn_authenticated(p.server, sconn), QS_OK); // no limits: only the reset frees them
+    run(&mut p, Duration::from_millis(100), |_, _, _| false);
+    let before = heap::live();
+    open_incomplete_requests(&mut p, conn, 10);
+    run(&mut p, Duration::from_secs(1), |_, _, _| false);
+    let held = heap::live() - before;
+    for sid in (0..10).map(|i| i * 4) {
+        assert_eq!(qs_stream_reset(p.client, conn, sid, 0x10c), QS_OK, "{}", last_error());
+    }
+    run(&mut p, Duration::from_secs(1), |_, _, _| false);
+    let after = heap::live() - before;
+    eprintln!("10 incomplete 64 KiB sections held {} KiB; after the client reset them, {} KiB", held >> 10, after >> 10);
+    assert!(held > 10 * (60 << 10), "the sections were held ({held} bytes)");
+    assert!(after < 128 << 10, "{after} bytes still held after the resets");
+}
