@@ -190,6 +190,12 @@
 #define QS_CLOSE_TRANSPORT 4
 
 /**
+ * The peer no longer knows the connection: it answered with a stateless reset (it restarted, or lost
+ * the connection's state).
+ */
+#define QS_CLOSE_RESET 5
+
+/**
  * We closed the connection because the peer broke the HTTP/3 protocol; `code` is the H3 error.
  */
 #define QS_CLOSE_H3_PROTOCOL 8
@@ -365,6 +371,10 @@ typedef struct QsEndpointStats {
    * Requests refused for an intake limit or the header deadline (H3_REQUEST_REJECTED).
    */
   uint64_t refused_requests;
+  /**
+   * Stateless resets sent: answers to packets for connections this server does not know.
+   */
+  uint64_t resets_sent;
 } QsEndpointStats;
 
 /**

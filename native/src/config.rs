@@ -47,6 +47,9 @@ pub struct Built {
     pub trust: Option<Arc<ServerTrust>>,
     /// Server with client roots: refuse a client that presents no certificate.
     pub require_client_cert: bool,
+    /// Server: the key of its stateless reset tokens, derived from its private key so that the same
+    /// server restarted (same key) still resets the connections it had before.
+    pub reset_key: Option<[u8; 32]>,
 }
 
 fn tls_err(message: String) -> QsError {
@@ -166,7 +169,8 @@ impl QsConfig {
             } else {
                 q.verify_peer(false);
             }
-            Ok(Built { quiche: q, trust: None, require_client_cert: self.client_roots > 0 && self.require_client_cert })
+            let reset_key = key.map(|k| boring::hmac_sha256(k, b"quicsend stateless reset v1"));
+            Ok(Built { quiche: q, trust: None, require_client_cert: self.client_roots > 0 && self.require_client_cert, reset_key })
         } else {
             if self.roots.is_empty() && self.pinned_certs.is_empty() && self.pinned_spki.is_empty() {
                 return Err(tls_err(
@@ -196,7 +200,7 @@ impl QsConfig {
                 pinned_certs: self.pinned_certs.clone(),
                 pinned_spki: self.pinned_spki.clone(),
             };
-            Ok(Built { quiche: q, trust: Some(Arc::new(trust)), require_client_cert: false })
+            Ok(Built { quiche: q, trust: Some(Arc::new(trust)), require_client_cert: false, reset_key: None })
         }
     }
 }

@@ -270,7 +270,8 @@ impl Conn {
                     (QS_CLOSE_TRANSPORT, l.error_code)
                 }
             } else {
-                (QS_CLOSE_LOCAL, 0)
+                // quiche closes without an error of either side only on a stateless reset.
+                (QS_CLOSE_RESET, 0)
             };
         }
         if self.error.is_none() {
@@ -560,6 +561,9 @@ fn describe(timed_out: bool, peer: Option<&quiche::ConnectionError>, local: Opti
             return format!("the TLS handshake failed here with alert {} ({alert}){r}", trust::alert_name(alert));
         }
         return format!("closed with transport error 0x{:x}{r}", l.error_code);
+    }
+    if kind == QS_EVENT_CONNECTION_CLOSED {
+        return "reset by the peer: it no longer knows this connection (a stateless reset, as a server sends after a restart)".into();
     }
     "the connection closed".into()
 }

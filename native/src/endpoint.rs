@@ -50,6 +50,8 @@ pub struct QsEndpoint {
     trust: Option<Arc<ServerTrust>>,
     require_client_cert: bool,
     retry: Option<RetryKey>,
+    /// Server: the key of its stateless reset tokens (see `reset`).
+    reset_key: Option<[u8; 32]>,
     max_connections: usize,
     keep_alive: Option<Duration>,
     pub(crate) conns: HashMap<u64, Conn>,
@@ -140,6 +142,7 @@ impl QsEndpoint {
             trust: built.trust,
             require_client_cert: built.require_client_cert,
             retry: (server && cfg.retry).then(RetryKey::new),
+            reset_key: built.reset_key,
             max_connections: usize::try_from(cfg.max_connections).unwrap_or(usize::MAX),
             keep_alive: (cfg.keep_alive_ms > 0).then(|| Duration::from_millis(cfg.keep_alive_ms)),
             conns: HashMap::new(),
@@ -242,6 +245,10 @@ impl QsEndpoint {
         };
         let id = match self.cids.get(hdr.dcid.as_ref()) {
             Some(&id) => id,
+            None if !self.server && hdr.ty == quiche::Type::Short => {
+                self.maybe_reset(buf, from, local);
+                return;
+            }
             None => match self.admit(&hdr, dgram_len, from, local) {
                 Some(id) => id,
                 None => return,
@@ -253,10 +260,40 @@ impl QsEndpoint {
         self.touch(id);
     }
 
+    /// Client: a short-header packet for no connection ID of ours may be a server's stateless reset,
+    /// whose connection ID is random by design (RFC 9000 §10.3). Each connection to the address it came
+    /// from checks it against the reset token that server gave it; the one it matches closes, the
+    /// others drop it as undecryptable. Rare (a server restarted or lost its state), so the copies are fine.
+    fn maybe_reset(&mut self, buf: &[u8], from: SocketAddr, local: SocketAddr) {
+        const MIN_RESET: usize = 21;
+        if buf.len() < MIN_RESET {
+            self.stats.dropped += 1;
+            return;
+        }
+        let mut to = Vec::new();
+        for (id, c) in &self.conns {
+            if !c.closed && c.q.path_stats().any(|p| p.peer_addr == from) {
+                to.push(*id);
+            }
+        }
+        if to.is_empty() {
+            self.stats.dropped += 1;
+        }
+        for id in to {
+            let Some(c) = self.conns.get_mut(&id) else { continue };
+            let mut copy = buf.to_vec();
+            let _ = c.q.recv(&mut copy, quiche::RecvInfo { from, to: local });
+            self.touch(id);
+        }
+    }
+
     /// A datagram for no known connection: a new client's Initial, or nothing.
     fn admit(&mut self, hdr: &quiche::Header, dgram_len: usize, from: SocketAddr, local: SocketAddr) -> Option<u64> {
         if !self.server || hdr.ty != quiche::Type::Initial {
             self.stats.dropped += 1;
+            if self.server && hdr.ty == quiche::Type::Short {
+                self.reset(&hdr.dcid, dgram_len, from);
+            }
             return None;
         }
         if !quiche::version_is_supported(hdr.version) {
@@ -312,6 +349,8 @@ impl QsEndpoint {
         };
         let scid_ref = quiche::ConnectionId::from_ref(&scid);
         let odcid_ref = odcid.as_deref().map(quiche::ConnectionId::from_ref);
+        // The client uses this token to recognise our stateless reset for this connection ID.
+        self.config.set_stateless_reset_token(self.reset_token(&scid));
         let q = match quiche::accept(&scid_ref, odcid_ref.as_ref(), local, from, &mut self.config) {
             Ok(q) => q,
             Err(_) => {
@@ -323,6 +362,33 @@ impl QsEndpoint {
         let id = self.add(q, cids);
         self.events.push_back(QsEvent { kind: QS_EVENT_CONNECTION_INCOMING, conn: id, ..Default::default() });
         Some(id)
+    }
+
+    /// The stateless reset token of one of our connection IDs (RFC 9000 §10.3.2: a keyed hash of it).
+    fn reset_token(&self, cid: &[u8]) -> Option<u128> {
+        let key = self.reset_key.as_ref()?;
+        let mac = boring::hmac_sha256(key, cid);
+        Some(u128::from_be_bytes(mac[..16].try_into().expect("16 bytes")))
+    }
+
+    /// Answers a short-header packet for a connection this server does not know (it restarted, or the
+    /// connection is gone) with a stateless reset (RFC 9000 §10.3), so its client closes at once instead
+    /// of after the idle timeout. The reset is shorter than what triggered it, so two endpoints can never
+    /// keep resetting each other, and it looks like any short-header packet: a fixed bit, random bytes,
+    /// then the token.
+    fn reset(&mut self, dcid: &[u8], dgram_len: usize, to: SocketAddr) {
+        const MIN_RESET: usize = 21; // a first byte, 4 unpredictable bytes, the 16-byte token
+        if dcid.len() != CID_LEN || dgram_len <= MIN_RESET {
+            return;
+        }
+        let Some(token) = self.reset_token(dcid) else { return };
+        let len = (dgram_len - 1).min(43);
+        let mut p = vec![0u8; len];
+        boring::random(&mut p[..len - 16]);
+        p[0] = 0x40 | (p[0] & 0x3f);
+        p[len - 16..].copy_from_slice(&token.to_be_bytes());
+        self.stats.resets_sent += 1;
+        self.push_response(to, &p);
     }
 
     /// Fills `buf` with one batch for one segmentation-offload send: consecutive

@@ -44,6 +44,9 @@ pub const QS_CLOSE_LOCAL: u32 = 2;
 pub const QS_CLOSE_APPLICATION: u32 = 3;
 /// A transport error (either side); `code` is the QUIC transport error code.
 pub const QS_CLOSE_TRANSPORT: u32 = 4;
+/// The peer no longer knows the connection: it answered with a stateless reset (it restarted, or lost
+/// the connection's state).
+pub const QS_CLOSE_RESET: u32 = 5;
 /// We closed the connection because the peer broke the HTTP/3 protocol; `code` is the H3 error.
 pub const QS_CLOSE_H3_PROTOCOL: u32 = 8;
 
@@ -91,6 +94,8 @@ pub struct QsEndpointStats {
     pub unauthenticated_bytes: u64,
     /// Requests refused for an intake limit or the header deadline (H3_REQUEST_REJECTED).
     pub refused_requests: u64,
+    /// Stateless resets sent: answers to packets for connections this server does not know.
+    pub resets_sent: u64,
 }
 
 /// Connection statistics.

@@ -82,6 +82,8 @@ struct Pair {
     /// How late a sleeping driver wakes up, nanoseconds: a real one wakes tens of microseconds
     /// after the time it asked for (0: exactly on time).
     wake_late: u64,
+    /// The server's certificate chain and key (PEM), to start it again.
+    identity: (Vec<u8>, Vec<u8>),
 }
 
 fn addr(port: u16) -> QsAddr {
@@ -131,7 +133,21 @@ impl Pair {
             queue_drops: [0; 2],
             held_until: [0; 2],
             wake_late: 0,
+            identity: (chain, key),
         }
+    }
+
+    /// Replaces the server by a new one with the same certificate and key, as a server process
+    /// killed and started again: it knows none of the old connections.
+    fn restart_server(&mut self) {
+        let sc = qs_config_new();
+        let (chain, key) = &self.identity;
+        assert_eq!(qs_config_load_cert_chain_pem(sc, chain.as_ptr(), chain.len()), QS_OK);
+        assert_eq!(qs_config_load_priv_key_pem(sc, key.as_ptr(), key.len()), QS_OK);
+        qs_endpoint_free(self.server);
+        self.server = qs_endpoint_new(sc, true);
+        assert!(!self.server.is_null());
+        qs_config_free(sc);
     }
 
     /// Makes the link a long path: `one_way` delay, and a bottleneck of `rate` bytes per
@@ -1183,4 +1199,57 @@ fn requests_reset_before_their_header_sections_complete_leave_nothing_held() {
     eprintln!("10 incomplete 64 KiB sections held {} KiB; after the client reset them, {} KiB", held >> 10, after >> 10);
     assert!(held > 10 * (60 << 10), "the sections were held ({held} bytes)");
     assert!(after < 128 << 10, "{after} bytes still held after the resets");
+}
+
+/// A server killed and started again (same key) answers its old clients' next packets with a stateless
+/// reset, so they close at once and can reconnect, instead of waiting out the idle timeout (30 s).
+#[test]
+fn a_restarted_server_resets_its_old_connections_at_once() {
+    let mut p = Pair::with(|_| {}, |s| {
+        qs_config_set_retry(s, true);
+    });
+    let (conn, _, _, _) = handshake(&mut p, Duration::from_secs(5));
+    let settled = p.now + 100 * MS;
+    run(&mut p, Duration::from_secs(1), |p, _, _| p.now >= settled);
+    p.restart_server();
+    let mut sid = 0u64;
+    let mut code = 0u64;
+    assert_eq!(qs_stream_open(p.client, conn, false, &mut sid), QS_OK);
+    assert_eq!(qs_stream_write(p.client, conn, sid, b"after the restart".as_ptr(), 17, false, &mut code), 17);
+    let start = p.now;
+    let mut closed = None;
+    run(&mut p, Duration::from_secs(35), |p, cev, _| {
+        if let Some(e) = cev.iter().find(|e| e.kind == QS_EVENT_CONNECTION_CLOSED && e.conn == conn) {
+            closed = Some((e.detail, Duration::from_nanos(p.now - start)));
+        }
+        closed.is_some()
+    });
+    let (detail, after) = closed.expect("the client's connection closed");
+    eprintln!("closed {after:?} after the first packet to the restarted server (close kind {detail})");
+    assert_eq!(detail, QS_CLOSE_RESET);
+    assert!(after < Duration::from_millis(100), "closed within a round trip, not the idle timeout ({after:?})");
+    assert!(endpoint_stats(p.server).resets_sent >= 1);
+}
+
+/// A stateless reset carries a token only the server's key makes: another server (another key) that
+/// gets the client's packets cannot end the connection.
+#[test]
+fn a_server_with_another_key_cannot_reset_the_connection() {
+    let mut p = Pair::new(|_| {});
+    let (conn, _, _, _) = handshake(&mut p, Duration::from_secs(5));
+    let (_, chain, key) = pki();
+    p.identity = (chain, key);
+    p.restart_server();
+    let (mut sid, mut code) = (0u64, 0u64);
+    assert_eq!(qs_stream_open(p.client, conn, false, &mut sid), QS_OK);
+    assert_eq!(qs_stream_write(p.client, conn, sid, b"x".as_ptr(), 1, false, &mut code), 1);
+    let mut closed = None;
+    run(&mut p, Duration::from_secs(60), |p, cev, _| {
+        if let Some(e) = cev.iter().find(|e| e.kind == QS_EVENT_CONNECTION_CLOSED) {
+            closed = Some((e.detail, p.elapsed()));
+        }
+        closed.is_some()
+    });
+    assert!(endpoint_stats(p.server).resets_sent >= 1, "the other server answered with its own resets");
+    assert_eq!(closed.map(|c| c.0), Some(QS_CLOSE_TIMED_OUT), "the connection ended only at the idle timeout");
 }

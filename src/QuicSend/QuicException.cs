@@ -12,6 +12,9 @@ public enum QuicError
     StreamAborted,
     EndpointDisposed,
     ProtocolError,
+    /// <summary>The server no longer knows the connection: it answered with a stateless reset, as a server that was
+    /// restarted (or lost its state) does. A client connects again; nothing the old server had is kept.</summary>
+    ConnectionReset,
 }
 
 /// <summary>Why a handshake failed (when <see cref="QuicException.Error"/> is <see cref="QuicError.HandshakeFailed"/>).</summary>

@@ -209,6 +209,15 @@ public sealed class QuicSendClient : IAsyncDisposable, IDisposable
                 _ = sending.ContinueWith(static t => _ = t.Exception, CancellationToken.None, TaskContinuationOptions.OnlyOnFaulted, TaskScheduler.Default);
                 return await SendAsync(method, path, headerInfo, body, extraHeaders, requestId, cancellationToken, null, other).ConfigureAwait(false);
             }
+            catch (QuicException e) when (e.Error == QuicError.ConnectionReset && !chosen && writeBody is null
+                                          && (noBody || inline is not null) && method is "GET" or "HEAD" or "OPTIONS")
+            {
+                // The server was restarted: it no longer knows this connection. A safe request goes again on another
+                // connection (the pool replaces the reset ones); each such try retires one stale connection.
+                stream.Stream.Dispose();
+                _ = sending.ContinueWith(static t => _ = t.Exception, CancellationToken.None, TaskContinuationOptions.OnlyOnFaulted, TaskScheduler.Default);
+                return await SendAsync(method, path, headerInfo, body, extraHeaders, requestId, cancellationToken).ConfigureAwait(false);
+            }
             var headers = HeaderCodec.Unpack(packed);
             var response = new QuicSendResponse(requestId, stream, headers, toHead: method == "HEAD");
             if (!sending.IsCompleted)

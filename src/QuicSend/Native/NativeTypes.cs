@@ -46,6 +46,7 @@ internal struct QsEndpointStats
     public ulong Dropped;
     public ulong UnauthenticatedBytes;
     public ulong RefusedRequests;
+    public ulong ResetsSent;
 }
 
 [StructLayout(LayoutKind.Sequential)]
@@ -118,6 +119,7 @@ internal static class QsConst
     public const int QS_CLOSE_LOCAL = 2;
     public const int QS_CLOSE_APPLICATION = 3;
     public const int QS_CLOSE_TRANSPORT = 4;
+    public const int QS_CLOSE_RESET = 5;
     public const int QS_CLOSE_H3_PROTOCOL = 8;
 
     // Why a handshake failed (QS_EVENT_HANDSHAKE_FAILED's detail).

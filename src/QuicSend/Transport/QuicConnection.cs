@@ -320,6 +320,8 @@ public sealed class QuicConnection : IAsyncDisposable
             new QuicException(QuicError.ConnectionClosed, $"The connection was {reason} ({NativeErrors.CodeName((long)ev.Code)}).") { ErrorCode = (long)ev.Code },
         QsConst.QS_CLOSE_APPLICATION => new QuicException(QuicError.ConnectionClosed, $"The connection was {reason}.") { ErrorCode = (long)ev.Code },
         QsConst.QS_CLOSE_LOCAL => new QuicException(QuicError.ConnectionClosed, "The connection was closed locally."),
+        QsConst.QS_CLOSE_RESET => new QuicException(QuicError.ConnectionReset,
+            $"The connection was {reason}. Connect again (a QuicSendClient does so on its next request)."),
         QsConst.QS_CLOSE_H3_PROTOCOL => new QuicException(QuicError.ProtocolError, $"The connection was closed: {reason} ({NativeErrors.CodeName((long)ev.Code)}).") { ErrorCode = (long)ev.Code },
         _ => new QuicException(QuicError.ConnectionClosed, $"The connection was lost: {reason}.") { ErrorCode = (long)ev.Code },
     };

@@ -20,4 +20,4 @@ public readonly record struct QuicConnectionStats(
 /// (see <see cref="UnauthenticatedLimits"/>).
 /// </summary>
 public readonly record struct QuicEndpointStats(long Connections, long RetriesSent, long Refused, long Open,
-    long UnauthenticatedBytes = 0, long RefusedRequests = 0);
+    long UnauthenticatedBytes = 0, long RefusedRequests = 0, long ResetsSent = 0);

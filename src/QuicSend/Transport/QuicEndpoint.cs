@@ -168,7 +168,7 @@ public sealed class QuicEndpoint : IDisposable, IAsyncDisposable
     {
         var s = _driver.Native.EndpointStats();
         return new QuicEndpointStats((long)s.Connections, (long)s.RetriesSent, (long)s.Refused, (long)s.Open,
-            (long)s.UnauthenticatedBytes, (long)s.RefusedRequests);
+            (long)s.UnauthenticatedBytes, (long)s.RefusedRequests, (long)s.ResetsSent);
     }
 
     /// <summary>How many connections the engine holds, closing ones included.</summary>
