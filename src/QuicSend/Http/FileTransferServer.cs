@@ -43,7 +43,7 @@ public static partial class FileTransfer
                         // Not a client's doing (those become answers): report it rather than lose it.
                         var upload = request.Method is not "GET" and not "HEAD";
                         result = Failed(upload ? FileTransferDirection.Upload : FileTransferDirection.Download, NameFromPath(request.Path) ?? request.Path, 0,
-                            $"Serving {request.Method} {request.Path} failed: {e.GetType().Name}: {e.Message}", Stopwatch.StartNew());
+                            $"Serving {request.Method} {request.Path} failed: {e.GetType().Name}: {FileTransferErrors.Scrub(e.Message, dir)}", Stopwatch.StartNew());
                     }
                     try { onCompleted?.Invoke(result); } catch { }
                 }, CancellationToken.None);
@@ -94,7 +94,7 @@ public static partial class FileTransfer
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException or InvalidOperationException)
         {
-            var message = $"The transfer failed: {e.Message}";
+            var message = $"The transfer of '{name ?? request.Path}' failed: {FileTransferErrors.Cause(e, directory)}.";
             return request.Responded
                 ? Failed(direction, name ?? request.Path, 0, message, sw)
                 : await AnswerAsync(request, direction, name ?? request.Path, 500, message, sw, cancellationToken).ConfigureAwait(false);
@@ -170,7 +170,7 @@ public static partial class FileTransfer
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
-            return await AnswerAsync(request, up, name, 500, $"The server could not store '{name}': {e.Message} Nothing was kept.", sw, cancellationToken).ConfigureAwait(false);
+            return await AnswerAsync(request, up, name, 500, $"The server could not store '{name}': {FileTransferErrors.Cause(e, dir)}. Nothing was kept.", sw, cancellationToken).ConfigureAwait(false);
         }
 
         // Stored and verified; the client learns it from the 201 (if it is still there to hear it).
@@ -237,7 +237,7 @@ public static partial class FileTransfer
         }
         catch (Exception e) when (e is UnauthorizedAccessException or IOException)
         {
-            return await AnswerAsync(request, down, name, 403, $"The server cannot read '{name}': {e.Message}", sw, cancellationToken).ConfigureAwait(false);
+            return await AnswerAsync(request, down, name, 403, $"The server cannot read '{name}': {FileTransferErrors.Cause(e, dir)}.", sw, cancellationToken).ConfigureAwait(false);
         }
 
         await using (input.ConfigureAwait(false))
@@ -295,7 +295,7 @@ public static partial class FileTransfer
                 // Headers went out already: reset the response so it cannot pass for a complete file.
                 try { request.Stream.Abort((long)Http3Errors.InternalError); } catch (Exception) { }
                 if (e is OperationCanceledException) throw;
-                return Failed(down, name, 200, $"Reading '{name}' failed after {sent.Value} of {length} bytes: {e.Message} The response was reset.", sw, sent.Value);
+                return Failed(down, name, 200, $"Reading '{name}' failed after {sent.Value} of {length} bytes: {FileTransferErrors.Cause(e, dir)}. The response was reset.", sw, sent.Value);
             }
         }
     }
