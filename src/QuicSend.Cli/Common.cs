@@ -206,6 +206,24 @@ internal static class Format
         _ => $"{n / 1073741824.0:0.00} GiB",
     };
 
+    /// <summary>A size as it would be typed back: the largest binary unit it is a whole number of (256 MiB), else bytes.</summary>
+    public static string Size(long n)
+    {
+        foreach (var (shift, unit) in new[] { (40, "TiB"), (30, "GiB"), (20, "MiB"), (10, "KiB") })
+            if (n != 0 && n % (1L << shift) == 0) return $"{n >> shift} {unit}";
+        return $"{n} bytes";
+    }
+
+    /// <summary>A time in its largest whole unit: 10 min, 90 s, 1 h, 250 ms.</summary>
+    public static string Duration(TimeSpan t) => t switch
+    {
+        _ when t.Ticks % TimeSpan.TicksPerDay == 0 => $"{t.Ticks / TimeSpan.TicksPerDay} d",
+        _ when t.Ticks % TimeSpan.TicksPerHour == 0 => $"{t.Ticks / TimeSpan.TicksPerHour} h",
+        _ when t.Ticks % TimeSpan.TicksPerMinute == 0 => $"{t.Ticks / TimeSpan.TicksPerMinute} min",
+        _ when t.Ticks % TimeSpan.TicksPerSecond == 0 => $"{t.Ticks / TimeSpan.TicksPerSecond} s",
+        _ => $"{t.TotalMilliseconds:0.###} ms",
+    };
+
     public static string Rate(long bytes, TimeSpan elapsed)
     {
         if (elapsed.TotalSeconds <= 0) return "-";

@@ -29,12 +29,14 @@ internal static class ServeCommand
         };
         var anonymous = new Option<bool>("--allow-anonymous") { Description = "Serve without a token: anyone who reaches the port can read and write DIR." };
         var tokens = new TokenOptions();
+        var limits = new ServeLimits();
         var cmd = new Command("serve", "Serve and receive files under DIR over HTTP/3 (GET and PUT /files/<name>, SHA-256 verified) until Ctrl+C. " +
                                        $"Requires a bearer token (--token, --token-file or ${TokenOptions.Variable}). Exits 0 when stopped with Ctrl+C.")
         {
             dir, port, address, cert, key, clientRoot, anonymous,
         };
         tokens.AddTo(cmd);
+        limits.AddTo(cmd);
         cmd.SetAction((p, _) => Cli.RunAsync(async ct =>
         {
             var (token, source) = tokens.Resolve(p);
@@ -45,6 +47,7 @@ internal static class ServeCommand
             if (token is not null && allowAnonymous) throw CliException.Usage("--allow-anonymous and a token contradict each other: drop one.");
             if (p.GetValue(port) is var portNumber and (< 0 or > 65535)) throw CliException.Usage($"--port takes 0 to 65535, not {portNumber}.");
             if (!IPAddress.TryParse(p.GetValue(address), out var ip)) throw CliException.Usage($"--address '{p.GetValue(address)}' is not an IP address (e.g. :: or 0.0.0.0 or 127.0.0.1).");
+            var (files, maxUpload) = limits.Resolve(p);
             var certFile = p.GetValue(cert)!;
             var keyFile = p.GetValue(key)!;
             if (!certFile.Exists) throw CliException.Usage($"{certFile.Name} not found ({certFile.FullName}): run `quicsend certs init` here, or pass --cert and --key.");
@@ -68,7 +71,7 @@ internal static class ServeCommand
                 Console.WriteLine($"Created {folder.FullName}");
             }
 
-            var options = new QuicSendServerOptions { Transport = transport, AllowAnonymous = allowAnonymous };
+            var options = new QuicSendServerOptions { Transport = transport, AllowAnonymous = allowAnonymous, FileTransfers = files, MaxRequestBodySize = maxUpload };
             if (token is not null) options.Tokens.Add(token);
             await using var server = new QuicSendServer(options);
             var pin = CertificateTool.GetPublicKeyPin(File.ReadAllText(certFile.FullName));
@@ -76,6 +79,8 @@ internal static class ServeCommand
                               (token is null ? "ANONYMOUS: no token required" : $"token from {source}") +
                               (transport.ClientCertificateRootPaths.Count > 0 ? "; client certificates required" : "") + ")");
             Console.WriteLine($"Server key pin: {pin}");
+            Console.WriteLine(ServeLimits.Describe(files, maxUpload));
+            if (ServeLimits.Warning(files) is string warning) Cli.Warn(warning);
             Console.WriteLine($"Send with: quicsend send FILE https://HOST:{server.LocalEndPoint.Port}/   Stop with Ctrl+C.");
 
             var log = new TransferLog();

@@ -4,6 +4,8 @@ using System.Net.Sockets;
 using System.Runtime.InteropServices;
 using System.Security.Cryptography;
 using System.Text;
+using QuicSend.Http;
+using QuicSend.Transport;
 
 namespace QuicSend.Tests;
 
@@ -147,6 +149,80 @@ public class CliTests
         var code = await server.WaitForExitAsync(TimeSpan.FromSeconds(15));
         Assert.That(code, Is.EqualTo(0), server.Output + server.Errors);
         Assert.That(server.Output, Does.Contain("Stopped."));
+    }
+
+    [TestCase("--max-transfers-per-connection", "-1", "takes a whole number of transfers, 0 for no limit")]
+    [TestCase("--max-transfers-per-token", "many", "takes a whole number of transfers, 0 for no limit")]
+    [TestCase("--max-preallocation", "12Q", "takes a size in bytes, or with K, M, G or T")]
+    [TestCase("--max-preallocation", "99999999T", "is more than can be counted")]
+    [TestCase("--max-upload-size", "0", "would refuse every upload: give a positive size")]
+    [TestCase("--upload-idle-timeout", "0", "takes a time from 1 ms to 365 days, such as 90s, 10m or 1h")]
+    [TestCase("--upload-idle-timeout", "ten minutes", "takes a time from 1 ms to 365 days")]
+    public async Task ServeRefusesABadLimitNamingTheValueAndWhatToGive(string option, string value, string what)
+    {
+        var serve = await RunAsync(_work.FullName, Token, "serve", "./data", "--port", FreeUdpPort().ToString(), option, value);
+        Assert.That(serve.Code, Is.EqualTo(1), serve.Text);
+        Assert.That(serve.Err, Does.Contain($"error: {option}").And.Contain($"'{value}'").And.Contain(what), serve.Text);
+        Assert.That(serve.Out, Does.Not.Contain("Serving"), "refused before it listens");
+    }
+
+    [Test]
+    public async Task ServeAppliesItsLimitFlags()
+    {
+        var folder = Directory.CreateDirectory(WorkPath("limited")).FullName;
+        var bytes = RandomNumberGenerator.GetBytes(16 << 20);
+        var hash = Convert.ToHexStringLower(SHA256.HashData(bytes));
+        await File.WriteAllBytesAsync(Path.Combine(folder, "big.bin"), bytes);
+        await File.WriteAllBytesAsync(WorkPath("two-mib.bin"), RandomNumberGenerator.GetBytes(2 << 20));
+        int port = FreeUdpPort();
+        using var server = Cli(_work.FullName, Token, "serve", "./limited", "--port", port.ToString(), "--max-transfers-per-connection", "1",
+            "--max-transfers-per-token", "8", "--max-upload-size", "1M", "--max-preallocation", "64MiB", "--upload-idle-timeout", "90s");
+        await server.WaitForOutputAsync("Serving", TimeSpan.FromSeconds(20));
+        await server.WaitForOutputAsync("Limits:", TimeSpan.FromSeconds(5));
+        Assert.That(server.Output, Does.Contain("Limits: uploads up to 1 MiB; file transfers in progress: 1 per connection, 8 per token; " +
+                                                "disk reserved ahead: 64 MiB in all; unfinished uploads kept 90 s idle"));
+        Assert.That(server.Errors, Does.Contain("warning: --max-transfers-per-connection 1 is below the 3"), "a cap that breaks striping is pointed out");
+
+        // One connection, small stream windows: a download left unread keeps its slot, so a second one at the same time is refused.
+        await using var client = await QuicSendClient.ConnectAsync(new IPEndPoint(IPAddress.Loopback, port), new QuicSendClientOptions
+        {
+            Transport = new QuicClientOptions { TrustedRootPaths = { WorkPath("root.pem") }, StreamReceiveWindow = 1 << 20, ConnectionReceiveWindow = 64 << 20 },
+            Token = Token,
+            ServerName = "localhost",
+        });
+        using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(60));
+        using (var first = await client.SendAsync("GET", FileTransfer.PathFor("big.bin"), null, null, null, cts.Token))
+        {
+            Assert.That(first.Status, Is.EqualTo(200));
+            using var second = await client.SendAsync("GET", FileTransfer.PathFor("big.bin"), null, null, null, cts.Token);
+            Assert.That(second.Status, Is.EqualTo(429), "a second download while the first is in progress, with --max-transfers-per-connection 1");
+            Assert.That(HeaderCodec.Get(second.Headers, QuicSendHeaders.RetryAfter), Is.EqualTo("1"));
+            Assert.That(await second.ReadTextAsync(cts.Token), Does.Contain("1 file transfers in progress, the server's limit per connection"));
+        }
+        await server.WaitForOutputAsync("download of 'big.bin' failed (429)", TimeSpan.FromSeconds(5));
+
+        // The slot comes back once the first is gone: the whole file then arrives intact.
+        var copy = WorkPath("big-copy.bin");
+        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(10);
+        while (true)
+        {
+            try
+            {
+                await client.DownloadFileAsync("big.bin", copy, cancellationToken: cts.Token);
+                break;
+            }
+            catch (FileTransferException e) when (e.StatusCode == 429 && DateTime.UtcNow < deadline)
+            {
+                await Task.Delay(100, cts.Token);
+            }
+        }
+        Assert.That(Convert.ToHexStringLower(SHA256.HashData(await File.ReadAllBytesAsync(copy))), Is.EqualTo(hash));
+
+        // --max-upload-size 1M: a 2 MiB upload is refused with 413 and nothing is stored.
+        var send = await RunAsync(_work.FullName, Token, "send", "two-mib.bin", $"https://localhost:{port}/");
+        Assert.That(send.Code, Is.EqualTo(3), send.Text);
+        Assert.That(send.Err, Does.Contain("413"), send.Text);
+        Assert.That(File.Exists(Path.Combine(folder, "two-mib.bin")), Is.False);
     }
 
     [DllImport("libc", EntryPoint = "kill", SetLastError = true)]

@@ -14,7 +14,9 @@ internal sealed class ServedFolder : IAsyncDisposable
 {
     private readonly CancellationTokenSource _stop = new();
 
-    public ServedFolder(string directory, FileServingOptions? files = null, TimeSpan? idleTimeout = null, params string[] tokens)
+    /// <param name="directCalls">Serve with an own loop that calls <see cref="FileTransfer.ServeDownloadAsync(QuicSendRequest, string, CancellationToken)"/>
+    /// and <see cref="FileTransfer.ReceiveUploadAsync(QuicSendRequest, string, CancellationToken)"/> directly, as an application with its own routes does.</param>
+    public ServedFolder(string directory, FileServingOptions? files = null, TimeSpan? idleTimeout = null, bool directCalls = false, params string[] tokens)
     {
         Directory = directory;
         var o = TestPki.ServerOptions();
@@ -24,7 +26,27 @@ internal sealed class ServedFolder : IAsyncDisposable
         {
             Transport = o, Tokens = tokens.Length > 0 ? tokens : [HttpTests.Token], FileTransfers = files ?? new FileServingOptions(),
         });
-        Loop = FileTransfer.ServeDirectoryAsync(Server, directory, _stop.Token, r => Results.Writer.TryWrite(r));
+        Loop = directCalls
+            ? ServeByDirectCallsAsync(_stop.Token)
+            : FileTransfer.ServeDirectoryAsync(Server, directory, _stop.Token, r => Results.Writer.TryWrite(r));
+    }
+
+    private async Task ServeByDirectCallsAsync(CancellationToken ct)
+    {
+        var running = new List<Task>();
+        try
+        {
+            await foreach (var request in Server.AcceptRequestsAsync(ct))
+                running.Add(Task.Run(async () =>
+                {
+                    using (request)
+                        Results.Writer.TryWrite(request.Method is "GET" or "HEAD"
+                            ? await FileTransfer.ServeDownloadAsync(request, Directory, ct)
+                            : await FileTransfer.ReceiveUploadAsync(request, Directory, ct));
+                }, CancellationToken.None));
+        }
+        catch (OperationCanceledException) when (ct.IsCancellationRequested) { }
+        try { await Task.WhenAll(running); } catch (OperationCanceledException) { }
     }
 
     public string Directory { get; }

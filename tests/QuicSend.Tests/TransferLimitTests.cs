@@ -142,4 +142,71 @@ public class TransferLimitTests
             foreach (var r in held) r.Dispose();
         }
     }
+
+    [Test]
+    public async Task DirectCallsOfServeDownloadAndReceiveUploadAreHeldToTheSameCapAndBudget()
+    {
+        const long budget = 1 << 20;
+        await using var served = new ServedFolder(_served, new FileServingOptions { MaxTransfersPerConnection = 2, MaxPreallocationSize = budget }, directCalls: true);
+        // Small stream windows: an unread download stalls on its stream and keeps its slot.
+        await using var client = await served.ConnectAsync(transport: t =>
+        {
+            t.StreamReceiveWindow = 1 << 20;
+            t.ConnectionReceiveWindow = 256 << 20;
+        });
+        using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(60));
+        var held = await OpenUnreadDownloadsAsync(client, 2, cts.Token);
+        try
+        {
+            Assert.That(held.Select(r => r.Status), Is.All.EqualTo(200));
+            using var third = await client.SendAsync("GET", FileTransfer.PathFor("big.bin"), null, null, null, cts.Token);
+            Assert.That(third.Status, Is.EqualTo(429), "a third download through ServeDownloadAsync beside two (the cap is 2)");
+            var text = Encoding.UTF8.GetString(await third.ReadBodyAsync(cancellationToken: cts.Token));
+            Assert.That(text, Does.Contain("2 file transfers in progress").And.Contain("MaxTransfersPerConnection"));
+            Assert.That(HeaderCodec.Get(third.Headers, QuicSendHeaders.RetryAfter), Is.EqualTo("1"));
+
+            using var put = await client.SendAsync("PUT", FileTransfer.PathFor("refused.bin"), null, QuicSendBody.FromBytes(new byte[1000]), null, cts.Token);
+            text = Encoding.UTF8.GetString(await put.ReadBodyAsync(cancellationToken: cts.Token));
+            Assert.That(put.Status, Is.EqualTo(429), "an upload through ReceiveUploadAsync beside them: " + text);
+            Assert.That(text, Does.Contain("PUT of 'refused.bin'"));
+        }
+        finally
+        {
+            foreach (var r in held) r.Dispose();
+        }
+        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(10);
+        while (served.Server.Files.Limits.InProgress > 0 && DateTime.UtcNow < deadline) await Task.Delay(50);
+        Assert.That(served.Server.Files.Limits.InProgress, Is.Zero, "every slot was given back");
+
+        // The reservation budget holds for direct calls too: two announcements of 3 MiB that send 1 KiB hold the 1 MiB budget together.
+        using var stop = CancellationTokenSource.CreateLinkedTokenSource(cts.Token);
+        Task Hog(string name) => Task.Run(async () =>
+        {
+            try
+            {
+                using var r = await client.SendAsync("PUT", FileTransfer.PathFor(name), null, null,
+                    [new(QuicSendHeaders.ContentLength, (3L << 20).ToString())], 0, stop.Token, async s =>
+                    {
+                        await s.Stream.WriteAsync(new byte[1024], stop.Token);
+                        await Task.Delay(Timeout.Infinite, stop.Token);
+                    });
+            }
+            catch (Exception e) when (e is OperationCanceledException or QuicException) { }
+        });
+        var hogs = new[] { Hog("hog1.bin"), Hog("hog2.bin") };
+        deadline = DateTime.UtcNow + TimeSpan.FromSeconds(10);
+        while (served.Server.Files.Limits.InProgress < 2 && DateTime.UtcNow < deadline) await Task.Delay(20);
+        await Task.Delay(200);
+        Assert.That(served.Server.Files.Reserved, Is.EqualTo(budget), "the two reserve the budget between them, no more");
+        stop.Cancel();
+        await Task.WhenAll(hogs).WaitAsync(TimeSpan.FromSeconds(10));
+        deadline = DateTime.UtcNow + TimeSpan.FromSeconds(10);
+        while ((served.Server.Files.Limits.InProgress > 0 || served.Server.Files.Reserved > 0) && DateTime.UtcNow < deadline) await Task.Delay(50);
+        Assert.That(served.Server.Files.Reserved, Is.Zero, "the abandoned uploads gave their reservations back");
+
+        // With the slots back, a whole upload through ReceiveUploadAsync arrives intact.
+        var up = await client.UploadFileAsync(Path.Combine(_local, "up.bin"), "up.bin", cancellationToken: cts.Token);
+        Assert.That(up.Sha256, Is.EqualTo(_sha));
+        Assert.That(ServedFolder.HashOf(Path.Combine(_served, "up.bin")), Is.EqualTo(_sha));
+    }
 }

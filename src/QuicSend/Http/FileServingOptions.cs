@@ -2,7 +2,8 @@ namespace QuicSend.Http;
 
 /// <summary>
 /// How a <see cref="QuicSendServer"/> serves files (<see cref="FileTransfer.ServeDirectoryAsync"/>,
-/// <see cref="FileTransfer.HandleRequestAsync"/>): per-client bounds, disk reservation, upload sessions.
+/// <see cref="FileTransfer.HandleRequestAsync"/>, and <c>ServeDownloadAsync</c> / <c>ReceiveUploadAsync</c> called
+/// directly, which are held to the same bounds): per-client bounds, disk reservation, upload sessions.
 /// Set through <see cref="QuicSendServerOptions.FileTransfers"/>; docs/operations.md §7 lists them.
 /// </summary>
 public sealed class FileServingOptions

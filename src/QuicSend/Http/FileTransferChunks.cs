@@ -81,7 +81,7 @@ public static partial class FileTransfer
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
-            return await AnswerAsync(request, up, name, 500, $"The server could not start storing '{name}': {e.Message}", sw, cancellationToken).ConfigureAwait(false);
+            return await AnswerAsync(request, up, name, 500, $"The server could not start storing '{name}': {FileTransferErrors.Cause(e, dir)}.", sw, cancellationToken).ConfigureAwait(false);
         }
         if (session.Total != total || session.Name != name)
             return await AnswerAsync(request, up, name, 409, $"The upload {id} is of '{session.Name}', {session.Total} bytes; this chunk says '{name}', {total} bytes.", sw, cancellationToken).ConfigureAwait(false);
@@ -108,7 +108,7 @@ public static partial class FileTransfer
             }
             catch (Exception e) when (e is IOException or UnauthorizedAccessException or ObjectDisposedException)
             {
-                return await AnswerAsync(request, up, name, 500, $"The server could not store bytes {first}-{last} of '{name}': {e.Message}", sw, cancellationToken).ConfigureAwait(false);
+                return await AnswerAsync(request, up, name, 500, $"The server could not store bytes {first}-{last} of '{name}': {FileTransferErrors.Cause(e, dir)}.", sw, cancellationToken).ConfigureAwait(false);
             }
             session.Cover(first, last + 1);
             var message = $"Stored bytes {first}-{last} of '{name}' (upload {id}), SHA-256 {sha}.";
@@ -199,7 +199,7 @@ public static partial class FileTransfer
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
             session.Discard();
-            return await AnswerAsync(request, up, name, 500, $"The server could not store '{name}': {e.Message} Nothing was kept.", sw, cancellationToken).ConfigureAwait(false);
+            return await AnswerAsync(request, up, name, 500, $"The server could not store '{name}': {FileTransferErrors.Cause(e, key.Item1)}. Nothing was kept.", sw, cancellationToken).ConfigureAwait(false);
         }
         finally
         {

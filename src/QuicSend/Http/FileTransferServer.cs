@@ -43,7 +43,7 @@ public static partial class FileTransfer
                         // Not a client's doing (those become answers): report it rather than lose it.
                         var upload = request.Method is not "GET" and not "HEAD";
                         result = Failed(upload ? FileTransferDirection.Upload : FileTransferDirection.Download, NameFromPath(request.Path) ?? request.Path, 0,
-                            $"Serving {request.Method} {request.Path} failed: {e.GetType().Name}: {e.Message}", Stopwatch.StartNew());
+                            $"Serving {request.Method} {request.Path} failed: {e.GetType().Name}: {FileTransferErrors.Scrub(e.Message, dir)}", Stopwatch.StartNew());
                     }
                     try { onCompleted?.Invoke(result); } catch { }
                 }, CancellationToken.None);
@@ -73,17 +73,13 @@ public static partial class FileTransfer
             if (name is null)
                 return await AnswerAsync(request, direction, request.Path, 404,
                     $"Nothing at '{request.Path}': this server serves files at {RoutePrefix}<name> (PUT or POST to upload, GET to download).", sw, cancellationToken).ConfigureAwait(false);
-            var files = request.FileServing;
-            if (ServedDirectory(directory) is string served) files.Serve(served);
-            using var lease = files.Limits.TryEnter(request.ConnectionId, request.BearerToken, out var refusal);
-            if (lease is null)
-                return await AnswerAsync(request, direction, name, 429, $"The server refused this {request.Method} of '{name}': {refusal}, or retry after 1 s.", sw,
-                    cancellationToken, [new(QuicSendHeaders.RetryAfter, "1")]).ConfigureAwait(false);
+            using var lease = Admit(request, directory, out var refusal);
+            if (lease is null) return await RefuseBusyAsync(request, direction, name, refusal, sw, cancellationToken).ConfigureAwait(false);
             return request.Method switch
             {
                 "PUT" or "POST" or "DELETE" or "HEAD" when request.Method is "PUT" or "POST" || IsChunked(request) =>
-                    await ReceiveUploadAsync(request, directory, name, cancellationToken).ConfigureAwait(false),
-                "GET" or "HEAD" => await ServeDownloadAsync(request, directory, name, cancellationToken).ConfigureAwait(false),
+                    await ReceiveAdmittedUploadAsync(request, directory, name, cancellationToken).ConfigureAwait(false),
+                "GET" or "HEAD" => await ServeAdmittedDownloadAsync(request, directory, name, cancellationToken).ConfigureAwait(false),
                 _ => await AnswerAsync(request, direction, name, 405,
                     $"The method {request.Method} is not supported here: PUT or POST {RoutePrefix}<name> uploads, GET downloads.", sw, cancellationToken).ConfigureAwait(false),
             };
@@ -94,7 +90,7 @@ public static partial class FileTransfer
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException or InvalidOperationException)
         {
-            var message = $"The transfer failed: {e.Message}";
+            var message = $"The transfer of '{name ?? request.Path}' failed: {FileTransferErrors.Cause(e, directory)}.";
             return request.Responded
                 ? Failed(direction, name ?? request.Path, 0, message, sw)
                 : await AnswerAsync(request, direction, name ?? request.Path, 500, message, sw, cancellationToken).ConfigureAwait(false);
@@ -107,6 +103,10 @@ public static partial class FileTransfer
     /// 201 once the file is complete, verified against its SHA-256 trailer, flushed and renamed into
     /// place; 400 for a bad name or a missing trailer; 422 when the hash (or length) does not match;
     /// 413, 409, 500 or 507 when it cannot be stored. Nothing appears under the name unless it succeeded.
+    /// It counts against the server's caps as <see cref="HandleRequestAsync"/> does: beyond
+    /// <see cref="FileServingOptions.MaxTransfersPerConnection"/> or <see cref="FileServingOptions.MaxTransfersPerToken"/>
+    /// file requests in progress it answers 429 with <c>retry-after</c>; its disk reservation comes from the server's
+    /// <see cref="FileServingOptions.MaxPreallocationSize"/>, and the folder's stale partial files are swept.
     /// The caller disposes the request afterwards.
     /// </summary>
     public static Task<FileTransferResult> ReceiveUploadAsync(QuicSendRequest request, string directory, CancellationToken cancellationToken = default)
@@ -123,6 +123,14 @@ public static partial class FileTransfer
     public static async Task<FileTransferResult> ReceiveUploadAsync(QuicSendRequest request, string directory, string name, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(request);
+        using var lease = Admit(request, directory, out var refusal);
+        if (lease is null) return await RefuseBusyAsync(request, FileTransferDirection.Upload, name ?? "", refusal, Stopwatch.StartNew(), cancellationToken).ConfigureAwait(false);
+        return await ReceiveAdmittedUploadAsync(request, directory, name!, cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>The upload itself, once the request holds its slot under the server's caps.</summary>
+    private static async Task<FileTransferResult> ReceiveAdmittedUploadAsync(QuicSendRequest request, string directory, string name, CancellationToken cancellationToken)
+    {
         var sw = Stopwatch.StartNew();
         const FileTransferDirection up = FileTransferDirection.Upload;
         if (ValidateName(name) is string why) return await AnswerAsync(request, up, name ?? "", 400, why, sw, cancellationToken).ConfigureAwait(false);
@@ -170,7 +178,7 @@ public static partial class FileTransfer
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
-            return await AnswerAsync(request, up, name, 500, $"The server could not store '{name}': {e.Message} Nothing was kept.", sw, cancellationToken).ConfigureAwait(false);
+            return await AnswerAsync(request, up, name, 500, $"The server could not store '{name}': {FileTransferErrors.Cause(e, dir)}. Nothing was kept.", sw, cancellationToken).ConfigureAwait(false);
         }
 
         // Stored and verified; the client learns it from the 201 (if it is still there to hear it).
@@ -196,7 +204,9 @@ public static partial class FileTransfer
     /// Answers a download of <c>/files/&lt;name&gt;</c> from <paramref name="directory"/>: 200 and the file
     /// streamed from disk, ended by its SHA-256 as the <c>quicsend-sha256</c> trailer; 404 when there is
     /// no such file, 400 for a bad name. If reading fails midway the response is reset, so the client
-    /// never takes a partial body for a whole one. The caller disposes the request afterwards.
+    /// never takes a partial body for a whole one. Like <see cref="HandleRequestAsync"/> it counts against the server's
+    /// <see cref="FileServingOptions.MaxTransfersPerConnection"/> and <see cref="FileServingOptions.MaxTransfersPerToken"/>
+    /// (429 with <c>retry-after</c> beyond them) and sweeps the folder's stale partial files. The caller disposes the request afterwards.
     /// </summary>
     public static Task<FileTransferResult> ServeDownloadAsync(QuicSendRequest request, string directory, CancellationToken cancellationToken = default)
     {
@@ -212,6 +222,14 @@ public static partial class FileTransfer
     public static async Task<FileTransferResult> ServeDownloadAsync(QuicSendRequest request, string directory, string name, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(request);
+        using var lease = Admit(request, directory, out var refusal);
+        if (lease is null) return await RefuseBusyAsync(request, FileTransferDirection.Download, name ?? "", refusal, Stopwatch.StartNew(), cancellationToken).ConfigureAwait(false);
+        return await ServeAdmittedDownloadAsync(request, directory, name!, cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>The download itself, once the request holds its slot under the server's caps.</summary>
+    private static async Task<FileTransferResult> ServeAdmittedDownloadAsync(QuicSendRequest request, string directory, string name, CancellationToken cancellationToken)
+    {
         var sw = Stopwatch.StartNew();
         const FileTransferDirection down = FileTransferDirection.Download;
         if (ValidateName(name) is string why) return await AnswerAsync(request, down, name ?? "", 400, why, sw, cancellationToken).ConfigureAwait(false);
@@ -237,7 +255,7 @@ public static partial class FileTransfer
         }
         catch (Exception e) when (e is UnauthorizedAccessException or IOException)
         {
-            return await AnswerAsync(request, down, name, 403, $"The server cannot read '{name}': {e.Message}", sw, cancellationToken).ConfigureAwait(false);
+            return await AnswerAsync(request, down, name, 403, $"The server cannot read '{name}': {FileTransferErrors.Cause(e, dir)}.", sw, cancellationToken).ConfigureAwait(false);
         }
 
         await using (input.ConfigureAwait(false))
@@ -295,7 +313,7 @@ public static partial class FileTransfer
                 // Headers went out already: reset the response so it cannot pass for a complete file.
                 try { request.Stream.Abort((long)Http3Errors.InternalError); } catch (Exception) { }
                 if (e is OperationCanceledException) throw;
-                return Failed(down, name, 200, $"Reading '{name}' failed after {sent.Value} of {length} bytes: {e.Message} The response was reset.", sw, sent.Value);
+                return Failed(down, name, 200, $"Reading '{name}' failed after {sent.Value} of {length} bytes: {FileTransferErrors.Cause(e, dir)}. The response was reset.", sw, sent.Value);
             }
         }
     }
@@ -342,6 +360,23 @@ public static partial class FileTransfer
         var dir = Path.GetFullPath(directory);
         return Directory.Exists(dir) ? dir : null;
     }
+
+    /// <summary>
+    /// Takes the request's slot under the server's per-connection and per-token caps (the same state whichever public
+    /// method serves it, so none of them is a way around the caps), and starts the periodic sweep of the folder's stale
+    /// partial files. Null when the client is at a cap, with the reason in <paramref name="refusal"/>.
+    /// </summary>
+    private static FileTransferLimits.Lease? Admit(QuicSendRequest request, string directory, out string refusal)
+    {
+        var files = request.FileServing;
+        if (ServedDirectory(directory) is string served) files.Serve(served);
+        return files.Limits.TryEnter(request.ConnectionId, request.BearerToken, out refusal);
+    }
+
+    private static Task<FileTransferResult> RefuseBusyAsync(QuicSendRequest request, FileTransferDirection direction, string name, string refusal,
+        Stopwatch sw, CancellationToken cancellationToken) =>
+        AnswerAsync(request, direction, name, 429, $"The server refused this {request.Method} of '{name}': {refusal}, or retry after 1 s.", sw,
+            cancellationToken, [new(QuicSendHeaders.RetryAfter, "1")]);
 
     private static FileTransferResult Failed(FileTransferDirection direction, string name, int status, string message, Stopwatch sw, long length = 0) => new()
     {
