@@ -77,43 +77,49 @@ public class PoolReconnectTests
             DotnetProcess Serve() => new("quicsend serve", CliTests.CliDll(), ["serve", "./data", "--port", port.ToString()], work.FullName, HttpTests.Token);
             using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(90));
             var server = Serve();
-            await server.WaitForOutputAsync("Serving", TimeSpan.FromSeconds(20));
-            await using var client = await QuicSendClient.ConnectAsync(new IPEndPoint(IPAddress.Loopback, port), new QuicSendClientOptions
+            try
             {
-                Transport = new QuicClientOptions { TrustedRootPaths = { Path.Combine(work.FullName, "root.pem") } }, // idle timeout 30 s
-                Token = HttpTests.Token, ServerName = "localhost", Connections = 2,
-            });
-            async Task<byte[]> GetAsync()
-            {
-                using var r = await client.SendAsync("GET", "/files/small.bin", null, null, null, cts.Token);
-                Assert.That(r.Status, Is.EqualTo(200));
-                return await r.ReadBodyAsync(cancellationToken: cts.Token);
+                await server.WaitForOutputAsync("Serving", TimeSpan.FromSeconds(20));
+                await using var client = await QuicSendClient.ConnectAsync(new IPEndPoint(IPAddress.Loopback, port), new QuicSendClientOptions
+                {
+                    Transport = new QuicClientOptions { TrustedRootPaths = { Path.Combine(work.FullName, "root.pem") } }, // idle timeout 30 s
+                    Token = HttpTests.Token, ServerName = "localhost", Connections = 2,
+                });
+                async Task<byte[]> GetAsync()
+                {
+                    using var r = await client.SendAsync("GET", "/files/small.bin", null, null, null, cts.Token);
+                    Assert.That(r.Status, Is.EqualTo(200));
+                    return await r.ReadBodyAsync(cancellationToken: cts.Token);
+                }
+                Assert.That(await GetAsync(), Is.EqualTo(payload));
+
+                server.Dispose(); // SIGKILL
+                server = Serve();
+                await server.WaitForOutputAsync("Serving", TimeSpan.FromSeconds(20));
+                var sw = Stopwatch.StartNew();
+                Assert.That(await GetAsync(), Is.EqualTo(payload), "the GET after the restart");
+                TestContext.Out.WriteLine($"the first GET after the restart was answered in {sw.ElapsedMilliseconds} ms");
+                Assert.That(sw.Elapsed, Is.LessThan(TimeSpan.FromSeconds(5)), "not the 30 s idle timeout");
+
+                server.Dispose();
+                server = Serve();
+                await server.WaitForOutputAsync("Serving", TimeSpan.FromSeconds(20));
+                sw.Restart();
+                var e = Assert.CatchAsync<QuicException>(async () =>
+                {
+                    using var r = await client.RequestAsync("/rpc", null, "not sent twice", cts.Token);
+                    await r.ReadBodyAsync(cancellationToken: cts.Token);
+                });
+                TestContext.Out.WriteLine($"a POST after the second restart failed in {sw.ElapsedMilliseconds} ms: {e!.Message}");
+                Assert.That(e.Error, Is.EqualTo(QuicError.ConnectionReset), e.Message);
+                Assert.That(e.Message, Does.Contain("stateless reset").And.Contain("Connect again"));
+                Assert.That(sw.Elapsed, Is.LessThan(TimeSpan.FromSeconds(5)));
+                Assert.That(await GetAsync(), Is.EqualTo(payload), "and the client is served again");
             }
-            Assert.That(await GetAsync(), Is.EqualTo(payload));
-
-            server.Dispose(); // SIGKILL
-            server = Serve();
-            await server.WaitForOutputAsync("Serving", TimeSpan.FromSeconds(20));
-            var sw = Stopwatch.StartNew();
-            Assert.That(await GetAsync(), Is.EqualTo(payload), "the GET after the restart");
-            TestContext.Out.WriteLine($"the first GET after the restart was answered in {sw.ElapsedMilliseconds} ms");
-            Assert.That(sw.Elapsed, Is.LessThan(TimeSpan.FromSeconds(5)), "not the 30 s idle timeout");
-
-            server.Dispose();
-            server = Serve();
-            await server.WaitForOutputAsync("Serving", TimeSpan.FromSeconds(20));
-            sw.Restart();
-            var e = Assert.CatchAsync<QuicException>(async () =>
+            finally
             {
-                using var r = await client.RequestAsync("/rpc", null, "not sent twice", cts.Token);
-                await r.ReadBodyAsync(cancellationToken: cts.Token);
-            });
-            TestContext.Out.WriteLine($"a POST after the second restart failed in {sw.ElapsedMilliseconds} ms: {e!.Message}");
-            Assert.That(e.Error, Is.EqualTo(QuicError.ConnectionReset), e.Message);
-            Assert.That(e.Message, Does.Contain("stateless reset").And.Contain("Connect again"));
-            Assert.That(sw.Elapsed, Is.LessThan(TimeSpan.FromSeconds(5)));
-            Assert.That(await GetAsync(), Is.EqualTo(payload), "and the client is served again");
-            server.Dispose();
+                server.Dispose(); // whichever process runs now: a failed assertion must not leave it behind
+            }
         }
         finally
         {
