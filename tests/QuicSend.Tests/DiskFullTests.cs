@@ -127,19 +127,7 @@ public class DiskFullTests
 
         // Two uploads each announce 3 MiB of an 8 MiB disk, send 1 KiB, then nothing.
         using var stop = CancellationTokenSource.CreateLinkedTokenSource(cts.Token);
-        Task Hog(string name) => Task.Run(async () =>
-        {
-            try
-            {
-                using var r = await client.SendAsync("PUT", FileTransfer.PathFor(name), null, null,
-                    [new(QuicSendHeaders.ContentLength, (3L << 20).ToString())], 0, stop.Token, async s =>
-                    {
-                        await s.Stream.WriteAsync(new byte[1024], stop.Token);
-                        await Task.Delay(Timeout.Infinite, stop.Token);
-                    });
-            }
-            catch (Exception e) when (e is OperationCanceledException or QuicException) { }
-        });
+        Task Hog(string name) => ServedFolder.HoldAnnouncedUploadAsync(client, name, 3L << 20, stop.Token);
         var hogs = new[] { Hog("hog1.bin"), Hog("hog2.bin") };
         var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(10);
         while (ServedFolder.Entries(_disk).Count(e => e.StartsWith(".hog")) < 2 && DateTime.UtcNow < deadline) await Task.Delay(20);

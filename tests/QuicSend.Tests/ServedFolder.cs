@@ -75,6 +75,24 @@ internal sealed class ServedFolder : IAsyncDisposable
     }
 
     /// <summary>The names in a folder, sorted.</summary>
+    /// <summary>
+    /// An upload that announces <paramref name="announced"/> bytes, sends 1 KiB and then nothing until <paramref name="stop"/>:
+    /// what holds a disk reservation (and a transfer slot) without using it.
+    /// </summary>
+    public static Task HoldAnnouncedUploadAsync(QuicSendClient client, string name, long announced, CancellationToken stop) => Task.Run(async () =>
+    {
+        try
+        {
+            using var r = await client.SendAsync("PUT", FileTransfer.PathFor(name), null, null,
+                [new(QuicSendHeaders.ContentLength, announced.ToString())], 0, stop, async s =>
+                {
+                    await s.Stream.WriteAsync(new byte[1024], stop);
+                    await Task.Delay(Timeout.Infinite, stop);
+                });
+        }
+        catch (Exception e) when (e is OperationCanceledException or QuicException) { }
+    });
+
     public static string[] Entries(string dir) => System.IO.Directory.GetFileSystemEntries(dir).Select(Path.GetFileName).Order().ToArray()!;
 
     public static string HashOf(string path)

@@ -45,6 +45,19 @@ public class ServerErrorTextTests
         }
     }
 
+    /// <summary>The answer has <paramref name="status"/> and names the file and the cause; neither it nor the logged result
+    /// says where the server keeps its files.</summary>
+    private async Task AssertNamesTheFileNotTheFolderAsync(ServedFolder served, int status, string text, int expected, string name,
+        params string[] cause)
+    {
+        TestContext.Out.WriteLine(text);
+        Assert.That(status, Is.EqualTo(expected), text);
+        Assert.That(text, Does.Contain($"'{name}'"), "names the file");
+        foreach (var c in cause) Assert.That(text, Does.Contain(c), "names the cause");
+        AssertNoServerPath(text, $"the {expected} body");
+        AssertNoServerPath((await FailureOfAsync(served, name)).Message, "the logged result");
+    }
+
     [Test]
     public async Task ADownloadOfALinkThatLoopsIs403NamingTheFileNotTheFolder()
     {
@@ -54,12 +67,7 @@ public class ServerErrorTextTests
         using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(30));
 
         using var r = await client.SendAsync("GET", FileTransfer.PathFor("loop.bin"), null, null, null, cts.Token);
-        var text = await r.ReadTextAsync(cts.Token);
-        TestContext.Out.WriteLine(text);
-        Assert.That(r.Status, Is.EqualTo(403), text);
-        Assert.That(text, Does.Contain("'loop.bin'").And.Contain("symbolic link"), "names the file and the cause");
-        AssertNoServerPath(text, "the 403 body");
-        AssertNoServerPath((await FailureOfAsync(served, "loop.bin")).Message, "the logged result");
+        await AssertNamesTheFileNotTheFolderAsync(served, r.Status, await r.ReadTextAsync(cts.Token), 403, "loop.bin", "symbolic link");
     }
 
     [Test]
@@ -75,11 +83,7 @@ public class ServerErrorTextTests
         using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(30));
 
         var (status, text) = await ServedFolder.SendChunkAsync(client, "chunked.bin", id, whole, 0, whole.Length, cts.Token);
-        TestContext.Out.WriteLine(text);
-        Assert.That(status, Is.EqualTo(500), text);
-        Assert.That(text, Does.Contain("'chunked.bin'").And.Contain("is a folder"), "names the file and the cause");
-        AssertNoServerPath(text, "the 500 body");
-        AssertNoServerPath((await FailureOfAsync(served, "chunked.bin")).Message, "the logged result");
+        await AssertNamesTheFileNotTheFolderAsync(served, status, text, 500, "chunked.bin", "is a folder");
     }
 
     [Test]
@@ -101,12 +105,7 @@ public class ServerErrorTextTests
                 await s.Stream.WriteAsync(data.AsMemory(1000), cts.Token);
                 await s.SendTrailersAsync(HeaderCodec.Pack([new(QuicSendHeaders.Sha256, Convert.ToHexStringLower(SHA256.HashData(data)))]), cts.Token);
             });
-        var text = await r.ReadTextAsync(cts.Token);
-        TestContext.Out.WriteLine(text);
-        Assert.That(r.Status, Is.EqualTo(500), text);
-        Assert.That(text, Does.Contain("'late.bin'").And.Contain("is a folder").And.Contain("Nothing was kept"), "names the file and the cause");
-        AssertNoServerPath(text, "the 500 body");
-        AssertNoServerPath((await FailureOfAsync(served, "late.bin")).Message, "the logged result");
+        await AssertNamesTheFileNotTheFolderAsync(served, r.Status, await r.ReadTextAsync(cts.Token), 500, "late.bin", "is a folder", "Nothing was kept");
         Assert.That(ServedFolder.Entries(_served), Is.EqualTo(new[] { "late.bin" }), "only the folder made by the test; the partial file is gone");
     }
 
@@ -122,12 +121,7 @@ public class ServerErrorTextTests
 
         using var r = await client.SendAsync("HEAD", FileTransfer.PathFor("unreadable.bin"), null, null,
             [new(QuicSendHeaders.WantReprDigest, "sha-256=10")], cts.Token);
-        var text = await r.ReadTextAsync(cts.Token);
-        TestContext.Out.WriteLine(text);
-        Assert.That(r.Status, Is.EqualTo(500), text);
-        Assert.That(text, Does.Contain("'unreadable.bin'").And.Contain("input/output error"), "names the file and the cause");
-        AssertNoServerPath(text, "the 500 body");
-        AssertNoServerPath((await FailureOfAsync(served, "unreadable.bin")).Message, "the logged result");
+        await AssertNamesTheFileNotTheFolderAsync(served, r.Status, await r.ReadTextAsync(cts.Token), 500, "unreadable.bin", "input/output error");
     }
 
     [Test]

@@ -180,19 +180,7 @@ public class TransferLimitTests
 
         // The reservation budget holds for direct calls too: two announcements of 3 MiB that send 1 KiB hold the 1 MiB budget together.
         using var stop = CancellationTokenSource.CreateLinkedTokenSource(cts.Token);
-        Task Hog(string name) => Task.Run(async () =>
-        {
-            try
-            {
-                using var r = await client.SendAsync("PUT", FileTransfer.PathFor(name), null, null,
-                    [new(QuicSendHeaders.ContentLength, (3L << 20).ToString())], 0, stop.Token, async s =>
-                    {
-                        await s.Stream.WriteAsync(new byte[1024], stop.Token);
-                        await Task.Delay(Timeout.Infinite, stop.Token);
-                    });
-            }
-            catch (Exception e) when (e is OperationCanceledException or QuicException) { }
-        });
+        Task Hog(string name) => ServedFolder.HoldAnnouncedUploadAsync(client, name, 3L << 20, stop.Token);
         var hogs = new[] { Hog("hog1.bin"), Hog("hog2.bin") };
         deadline = DateTime.UtcNow + TimeSpan.FromSeconds(10);
         while (served.Server.Files.Limits.InProgress < 2 && DateTime.UtcNow < deadline) await Task.Delay(20);

@@ -28,58 +28,29 @@ public class UnauthenticatedLimitsTests
         using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(90));
         var serving = HttpTests.ServeEchoAsync(server, cts.Token);
 
-        // A HEADERS frame announcing 64 KiB, all of it sent but the last byte; the section never completes.
-        var frame = RawH3.Concat(RawH3.FrameHeader(RawH3.FrameHeaders, Announced), Enumerable.Repeat((byte)0x41, Announced - 1).ToArray());
-        var attackers = new List<RawH3Client>();
-        var streams = new List<QuicStream>();
-        int rejected = 0;
-        try
-        {
-            for (int i = 0; i < Connections; i++) attackers.Add(await RawH3Client.ConnectAsync(server.LocalEndPoint, ct: cts.Token));
-            await Task.WhenAll(attackers.Select(async a =>
-            {
-                for (int j = 0; j < StreamsEach; j++)
-                {
-                    var s = await a.Connection.OpenStreamAsync(unidirectional: false, cts.Token);
-                    lock (streams) streams.Add(s);
-                    try
-                    {
-                        await s.WriteAsync(frame, completeWrites: false, cts.Token);
-                    }
-                    catch (QuicException e) when (e.Error == QuicError.StreamAborted)
-                    {
-                        Assert.That(e.ErrorCode, Is.EqualTo(0x10b), "refused with H3_REQUEST_REJECTED: " + e.Message);
-                        Interlocked.Increment(ref rejected);
-                    }
-                }
-            }));
+        await using var attack = new Attack();
+        await attack.RunAsync(server.LocalEndPoint, null, cts.Token);
 
-            // Everything sent has arrived once the server's count stops changing.
-            var held = await SettledAsync(server, cts.Token);
-            TestContext.Out.WriteLine($"{Connections} × {StreamsEach} incomplete {Announced >> 10} KiB header sections: the server holds " +
-                $"{held.UnauthenticatedBytes >> 10} KiB for them, refused {held.RefusedRequests} ({rejected} writes saw the refusal)");
-            Assert.That(held.UnauthenticatedBytes, Is.GreaterThan(0).And.LessThanOrEqualTo(new UnauthenticatedLimits().MaxBytesPerAddress),
-                "all from one address: at most the per-address cap is held");
-            Assert.That(held.RefusedRequests, Is.GreaterThan(Connections * StreamsEach - 8 * 1024 * 1024 / (Announced - 1) - 1),
-                "every stream beyond the caps was refused");
+        // Everything sent has arrived once the server's count stops changing.
+        var held = await SettledAsync(server, cts.Token);
+        TestContext.Out.WriteLine($"{Connections} × {StreamsEach} incomplete {Announced >> 10} KiB header sections: the server holds " +
+            $"{held.UnauthenticatedBytes >> 10} KiB for them, refused {held.RefusedRequests} ({attack.Rejected} writes saw the refusal)");
+        Assert.That(held.UnauthenticatedBytes, Is.GreaterThan(0).And.LessThanOrEqualTo(new UnauthenticatedLimits().MaxBytesPerAddress),
+            "all from one address: at most the per-address cap is held");
+        Assert.That(held.RefusedRequests, Is.GreaterThan(Connections * StreamsEach - 8 * 1024 * 1024 / (Announced - 1) - 1),
+            "every stream beyond the caps was refused");
 
-            // Meanwhile an honest client (same address) is served: its header section arrives whole and never counts.
-            await RawH3.AssertServedAsync(server, seed: 11, cts.Token, length: 1 << 20);
+        // Meanwhile an honest client (same address) is served: its header section arrives whole and never counts.
+        await RawH3.AssertServedAsync(server, seed: 11, cts.Token, length: 1 << 20);
 
-            // At the header deadline the rest are refused and everything is given back; the connections stay open.
-            await Task.Delay(HeaderTimeout + TimeSpan.FromSeconds(1), cts.Token);
-            var after = server.GetStats();
-            TestContext.Out.WriteLine($"after the {HeaderTimeout.TotalSeconds:0} s header deadline: {after.UnauthenticatedBytes} bytes held, refused {after.RefusedRequests}");
-            Assert.That(after.UnauthenticatedBytes, Is.Zero);
-            Assert.That(after.RefusedRequests, Is.EqualTo(Connections * StreamsEach));
-            Assert.That(attackers.All(a => !a.Connection.Closed.IsCompleted), Is.True, "refusing streams leaves the connections open");
-            Assert.That(server.UnauthorizedRequests, Is.Zero, "no incomplete section ever reached the application");
-        }
-        finally
-        {
-            foreach (var s in streams) s.Dispose();
-            foreach (var a in attackers) await a.DisposeAsync();
-        }
+        // At the header deadline the rest are refused and everything is given back; the connections stay open.
+        await Task.Delay(HeaderTimeout + TimeSpan.FromSeconds(1), cts.Token);
+        var after = server.GetStats();
+        TestContext.Out.WriteLine($"after the {HeaderTimeout.TotalSeconds:0} s header deadline: {after.UnauthenticatedBytes} bytes held, refused {after.RefusedRequests}");
+        Assert.That(after.UnauthenticatedBytes, Is.Zero);
+        Assert.That(after.RefusedRequests, Is.EqualTo(Connections * StreamsEach));
+        Assert.That(attack.Clients.All(a => !a.Connection.Closed.IsCompleted), Is.True, "refusing streams leaves the connections open");
+        Assert.That(server.UnauthorizedRequests, Is.Zero, "no incomplete section ever reached the application");
         cts.Cancel();
         await serving;
     }
@@ -111,41 +82,19 @@ public class UnauthenticatedLimitsTests
                 using (var r = await honest.RequestAsync("/files/", null, QuicSendBody.Empty, cts.Token)) await r.ReadBodyAsync(cancellationToken: cts.Token);
             long baseline = ResidentBytes(server.Id);
 
-            var frame = RawH3.Concat(RawH3.FrameHeader(RawH3.FrameHeaders, Announced), Enumerable.Repeat((byte)0x41, Announced - 1).ToArray());
-            var attackers = new List<RawH3Client>();
-            var streams = new List<QuicStream>();
             long peak = baseline;
-            try
+            await using (var attack = new Attack())
             {
-                for (int i = 0; i < Connections; i++)
-                    attackers.Add(await RawH3Client.ConnectAsync(endPoint, o =>
-                    {
-                        o.TrustedRootPems.Clear();
-                        o.TrustedRootPaths.Add(root);
-                    }, cts.Token));
-                await Task.WhenAll(attackers.Select(async a =>
+                await attack.RunAsync(endPoint, o =>
                 {
-                    for (int j = 0; j < StreamsEach; j++)
-                    {
-                        var s = await a.Connection.OpenStreamAsync(unidirectional: false, cts.Token);
-                        lock (streams) streams.Add(s);
-                        try
-                        {
-                            await s.WriteAsync(frame, completeWrites: false, cts.Token);
-                        }
-                        catch (QuicException e) when (e.Error == QuicError.StreamAborted) { }
-                    }
-                }));
+                    o.TrustedRootPems.Clear();
+                    o.TrustedRootPaths.Add(root);
+                }, cts.Token);
                 for (int i = 0; i < 6; i++)
                 {
                     await Task.Delay(500, cts.Token);
                     peak = Math.Max(peak, ResidentBytes(server.Id));
                 }
-            }
-            finally
-            {
-                foreach (var s in streams) s.Dispose();
-                foreach (var a in attackers) await a.DisposeAsync();
             }
             TestContext.Out.WriteLine($"{Connections} × {StreamsEach} incomplete {Announced >> 10} KiB header sections ({Connections * StreamsEach * (long)Announced >> 20} MiB sent): " +
                 $"the server process went from {baseline >> 20} to {peak >> 20} MiB resident (+{(peak - baseline) >> 20} MiB)");
@@ -154,6 +103,50 @@ public class UnauthenticatedLimitsTests
         finally
         {
             work.Delete(recursive: true);
+        }
+    }
+
+    /// <summary>
+    /// The attack: <see cref="Connections"/> raw HTTP/3 clients without a token, each opening <see cref="StreamsEach"/> request
+    /// streams that carry a HEADERS frame announcing 64 KiB and all of it but the last byte, so no section ever completes.
+    /// </summary>
+    private sealed class Attack : IAsyncDisposable
+    {
+        private readonly List<QuicStream> _streams = new();
+        private int _rejected;
+
+        public List<RawH3Client> Clients { get; } = new();
+
+        /// <summary>Writes that saw their stream refused (H3_REQUEST_REJECTED).</summary>
+        public int Rejected => Volatile.Read(ref _rejected);
+
+        public async Task RunAsync(System.Net.IPEndPoint server, Action<QuicClientOptions>? configure, CancellationToken ct)
+        {
+            var frame = RawH3.Concat(RawH3.FrameHeader(RawH3.FrameHeaders, Announced), Enumerable.Repeat((byte)0x41, Announced - 1).ToArray());
+            for (int i = 0; i < Connections; i++) Clients.Add(await RawH3Client.ConnectAsync(server, configure, ct));
+            await Task.WhenAll(Clients.Select(async a =>
+            {
+                for (int j = 0; j < StreamsEach; j++)
+                {
+                    var s = await a.Connection.OpenStreamAsync(unidirectional: false, ct);
+                    lock (_streams) _streams.Add(s);
+                    try
+                    {
+                        await s.WriteAsync(frame, completeWrites: false, ct);
+                    }
+                    catch (QuicException e) when (e.Error == QuicError.StreamAborted)
+                    {
+                        Assert.That(e.ErrorCode, Is.EqualTo(0x10b), "refused with H3_REQUEST_REJECTED: " + e.Message);
+                        Interlocked.Increment(ref _rejected);
+                    }
+                }
+            }));
+        }
+
+        public async ValueTask DisposeAsync()
+        {
+            foreach (var s in _streams) s.Dispose();
+            foreach (var a in Clients) await a.DisposeAsync();
         }
     }
 
