@@ -134,7 +134,11 @@ internal sealed class Http3RequestStream : StreamFraming
     {
         protected override string BusyMessage => $"The header section of stream {h.Id} is already awaited.";
 
-        public ValueTask<byte[]> Start(CancellationToken cancellationToken) => new(this, Begin(cancellationToken));
+        public ValueTask<byte[]> Start(CancellationToken cancellationToken)
+        {
+            Claim();
+            return new(this, Begin(cancellationToken));
+        }
 
         protected override void Step()
         {

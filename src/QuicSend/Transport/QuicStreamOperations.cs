@@ -32,6 +32,7 @@ public sealed partial class QuicStream
 
         public ValueTask<int> Start(Memory<byte> buffer, CancellationToken cancellationToken)
         {
+            Claim();
             // The buffer is touched only by the driver, and only until the operation completes.
             _buffer = buffer;
             return new ValueTask<int>(this, Begin(cancellationToken));
@@ -105,6 +106,7 @@ public sealed partial class QuicStream
 
         public ValueTask StartBody(ReadOnlyMemory<byte> buffer, bool fin, CancellationToken cancellationToken)
         {
+            Claim();
             _buffer = buffer;
             _fin = fin;
             _section = null;
@@ -114,6 +116,7 @@ public sealed partial class QuicStream
         /// <summary>A section, then (when given) body bytes; <paramref name="endStream"/> ends the stream after the last of them.</summary>
         public ValueTask StartSection(byte[] section, bool trailing, bool endStream, ReadOnlyMemory<byte> bodyAfter, CancellationToken cancellationToken)
         {
+            Claim();
             _section = section;
             _trailing = trailing;
             _fin = endStream;
@@ -123,6 +126,7 @@ public sealed partial class QuicStream
 
         public ValueTask StartBodyOnDriver(ReadOnlyMemory<byte> buffer, bool fin, CancellationToken cancellationToken)
         {
+            Claim();
             _buffer = buffer;
             _fin = fin;
             _section = null;

@@ -31,10 +31,18 @@ internal abstract class StreamOperation<T> : DriverOp, IValueTaskSource<T>, IVal
     /// <summary>Driver: the caller cancelled: tell the engine what that means, then <see cref="Fail"/>.</summary>
     protected abstract void OnCancelled(OperationCanceledException error);
 
-    /// <summary>Starts the operation (posts it to the driver); returns the token for a ValueTask over this source.</summary>
-    protected short Begin(CancellationToken cancellationToken)
+    /// <summary>
+    /// Takes the operation for one caller. Call it before storing the caller's buffer or arguments: a second concurrent
+    /// caller is refused here, before it can replace what the first one's pending operation reads or fills.
+    /// </summary>
+    protected void Claim()
     {
         if (Interlocked.Exchange(ref _inUse, 1) != 0) throw new InvalidOperationException(BusyMessage);
+    }
+
+    /// <summary>After <see cref="Claim"/>: starts the operation (posts it to the driver); returns the token for a ValueTask over this source.</summary>
+    protected short Begin(CancellationToken cancellationToken)
+    {
         _core.Reset();
         _token = cancellationToken;
         _pending = true;
@@ -43,11 +51,10 @@ internal abstract class StreamOperation<T> : DriverOp, IValueTaskSource<T>, IVal
         return version;
     }
 
-    /// <summary>Driver only: starts the operation and runs its first step now, without a post.</summary>
+    /// <summary>Driver only, after <see cref="Claim"/>: starts the operation and runs its first step now, without a post.</summary>
     protected short BeginOnDriver(CancellationToken cancellationToken)
     {
         if (!Driver.OnDriverThread) throw new InvalidOperationException("BeginOnDriver is for the driver thread.");
-        if (Interlocked.Exchange(ref _inUse, 1) != 0) throw new InvalidOperationException(BusyMessage);
         _core.Reset();
         _token = cancellationToken;
         _pending = true;
