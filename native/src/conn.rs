@@ -398,6 +398,12 @@ impl Conn {
                         }
                         // The size comes with the event, so the caller copies the section out in one call.
                         events.push_back(QsEvent { kind: QS_EVENT_H3_HEADERS, conn: id, stream: sid, code: len, ..Default::default() });
+                    } else if server && check_trailers(&list).is_err() {
+                        // A malformed trailer section makes the whole request malformed (RFC 9114 §4.1.2).
+                        let _ = self.q.stream_shutdown(sid, quiche::Shutdown::Read, H3_MESSAGE_ERROR);
+                        let _ = self.q.stream_shutdown(sid, quiche::Shutdown::Write, H3_MESSAGE_ERROR);
+                        s.reset = Some(H3_MESSAGE_ERROR);
+                        events.push_back(QsEvent { kind: QS_EVENT_H3_DATA, conn: id, stream: sid, code: H3_MESSAGE_ERROR, ..Default::default() });
                     } else {
                         s.trailers = Some(packed);
                         s.finished |= !more_frames;
@@ -459,12 +465,7 @@ fn check_request(list: &[quiche::h3::Header]) -> Result<(), &'static str> {
     let (mut method, mut scheme, mut path, mut authority) = (None, 0, None, 0);
     for h in list {
         let name = h.name();
-        if name.is_empty() {
-            return Err("an empty field name");
-        }
-        if name.iter().any(|b| b.is_ascii_uppercase()) {
-            return Err("an uppercase field name");
-        }
+        check_field(name, h.value())?;
         if name[0] == b':' {
             if seen_regular {
                 return Err("a pseudo-header after a regular field");
@@ -493,6 +494,7 @@ fn check_request(list: &[quiche::h3::Header]) -> Result<(), &'static str> {
                     return Err("a connection-specific field")
                 }
                 b"te" if h.value() != b"trailers" => return Err("a te field other than 'trailers'"),
+                b"content-length" if !is_decimal(h.value()) => return Err("a content-length that is not a number of bytes"),
                 _ => {}
             }
         }
@@ -512,6 +514,43 @@ fn check_request(list: &[quiche::h3::Header]) -> Result<(), &'static str> {
         }
     }
     Ok(())
+}
+
+/// RFC 9114 §4.2, RFC 9110 §5.1, §5.5: a field name is a lowercase token (a pseudo-header's after its ':'),
+/// and a value carries no NUL, CR or LF (which would let it pose as several fields in logs or HTTP/1).
+fn check_field(name: &[u8], value: &[u8]) -> Result<(), &'static str> {
+    let token = name.strip_prefix(b":").unwrap_or(name);
+    if token.is_empty() {
+        return Err("an empty field name");
+    }
+    if token.iter().any(|b| b.is_ascii_uppercase()) {
+        return Err("an uppercase field name");
+    }
+    let tchar = |b: &u8| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(b);
+    if !token.iter().all(tchar) {
+        return Err("a field name with a space, ':', a control or non-ASCII character");
+    }
+    if value.iter().any(|&b| b == 0 || b == b'\r' || b == b'\n') {
+        return Err("a field value with NUL, CR or LF");
+    }
+    Ok(())
+}
+
+/// A trailer section: fields as in any section, and no pseudo-headers (RFC 9114 §4.3).
+fn check_trailers(list: &[quiche::h3::Header]) -> Result<(), &'static str> {
+    use quiche::h3::NameValue;
+    for h in list {
+        check_field(h.name(), h.value())?;
+        if h.name()[0] == b':' {
+            return Err("a pseudo-header in trailers");
+        }
+    }
+    Ok(())
+}
+
+/// RFC 9110 §8.6: content-length = 1*DIGIT (and fits in 64 bits).
+fn is_decimal(v: &[u8]) -> bool {
+    !v.is_empty() && v.len() <= 19 && v.iter().all(u8::is_ascii_digit)
 }
 
 /// ": reason" when the close carried one, else nothing.

@@ -357,6 +357,18 @@ public class RawHttp3Tests
         await ExpectTheConnectionStillServesAsync(c, cts.Token);
     }
 
+    [Test]
+    public async Task ATrailerSectionWithALineBreakInAValueMakesTheRequestMalformed()
+    {
+        using var cts = Deadline();
+        await using var c = await ConnectRawAsync(cts.Token);
+        await c.OpenControlStreamAsync(cts.Token);
+        var trailers = new FieldSection().LiteralName("x-sum", "1\nx-admin: yes", false, false).HeadersFrame();
+        using var bad = await c.SendAsync(Concat(RequestHeaders("POST", "/t", c.Authority), Data([1, 2, 3]), trailers), fin: true, cts.Token);
+        await ExpectStreamResetAsync(bad, H3MessageError, cts.Token);
+        await ExpectTheConnectionStillServesAsync(c, cts.Token);
+    }
+
     [TestCase("an uppercase field name")]
     [TestCase("no :path")]
     [TestCase("an empty :path")]
@@ -366,6 +378,13 @@ public class RawHttp3Tests
     [TestCase("an unknown pseudo-header")]
     [TestCase("a response pseudo-header")]
     [TestCase("a connection-specific field")]
+    [TestCase("a value with CR and LF")]
+    [TestCase("a value with NUL")]
+    [TestCase("a name with a space")]
+    [TestCase("a name with ':' inside")]
+    [TestCase("an empty name")]
+    [TestCase("a negative content-length")]
+    [TestCase("a content-length that is not a number")]
     public async Task AMalformedRequestIsRefusedOnItsStreamWithMessageError(string how)
     {
         using var cts = Deadline();
@@ -382,6 +401,16 @@ public class RawHttp3Tests
             "a pseudo-header after a regular field" => new FieldSection().Indexed(20).Indexed(23).NameRef(84, bearer, true).NameRef(1, "/p", false),
             "an unknown pseudo-header" => new FieldSection().Indexed(20).Indexed(23).NameRef(1, "/p", false).LiteralName(":x", "1", false, false),
             "a response pseudo-header" => new FieldSection().Indexed(20).Indexed(23).NameRef(1, "/p", false).Indexed(25),
+            // RFC 9114 §4.2, RFC 9110 §5.5: a value that could pose as more fields in a log or in HTTP/1.
+            "a value with CR and LF" => new FieldSection().Indexed(20).Indexed(23).NameRef(1, "/v", false)
+                .LiteralName("x-info", "a\r\nx-admin: yes", false, false),
+            "a value with NUL" => new FieldSection().Indexed(20).Indexed(23).NameRef(1, "/v", false).LiteralName("x-info", "a\0b", false, false),
+            "a name with a space" => new FieldSection().Indexed(20).Indexed(23).NameRef(1, "/n", false).LiteralName("x info", "1", false, false),
+            "a name with ':' inside" => new FieldSection().Indexed(20).Indexed(23).NameRef(1, "/n", false).LiteralName("x:info", "1", false, false),
+            "an empty name" => new FieldSection().Indexed(20).Indexed(23).NameRef(1, "/n", false).LiteralName("", "1", false, false),
+            // RFC 9110 §8.6: 1*DIGIT.
+            "a negative content-length" => new FieldSection().Indexed(20).Indexed(23).NameRef(1, "/l", false).NameRef(4, "-5", false),
+            "a content-length that is not a number" => new FieldSection().Indexed(20).Indexed(23).NameRef(1, "/l", false).NameRef(4, "5 ", false),
             _ => new FieldSection().Indexed(20).Indexed(23).NameRef(1, "/p", false).LiteralName("connection", "keep-alive", true, true),
         };
         using var bad = await c.SendAsync(fs.HeadersFrame(), fin: true, cts.Token);

@@ -122,4 +122,36 @@ public class TruncationTests
         stop.Cancel();
         try { await serving; } catch (OperationCanceledException) { }
     }
+
+    /// <summary>A server's content-length that is not a number of bytes (here "-5") makes the body unreadable with a clear
+    /// error; it threw ArgumentOutOfRangeException out of ReadBodyAsync.</summary>
+    [TestCase("-5")]
+    [TestCase("+10")]
+    [TestCase("ten")]
+    public async Task AResponseWhoseContentLengthIsNotANumberOfBytesFailsNamingIt(string declared)
+    {
+        await using var server = HttpTests.StartServer();
+        using var stop = new CancellationTokenSource(TimeSpan.FromSeconds(30));
+        var loop = Task.Run(async () =>
+        {
+            try
+            {
+                await foreach (var req in server.AcceptRequestsAsync(stop.Token))
+                    using (req)
+                        await req.RespondStreamingAsync(200, null, async output =>
+                        {
+                            await output.WriteAsync(new byte[10], stop.Token);
+                            return [];
+                        }, stop.Token, extraHeaders: [new("content-length", declared)]);
+            }
+            catch (OperationCanceledException) { }
+        });
+        await using var client = await HttpTests.ConnectAsync(server);
+        using var r = await client.RequestAsync("/bad-length", null, null, stop.Token);
+        Assert.That(r.ContentLength, Is.Null, "no length is made up from it");
+        var e = Assert.ThrowsAsync<InvalidDataException>(async () => await r.ReadBodyAsync(cancellationToken: stop.Token));
+        Assert.That(e!.Message, Does.Contain($"content-length '{declared}' is not a number of bytes"));
+        stop.Cancel();
+        await loop;
+    }
 }

@@ -1,3 +1,4 @@
+using System.Globalization;
 using System.Text;
 using MessagePack;
 using QuicSend.Transport;
@@ -12,6 +13,9 @@ public abstract class QuicSendMessage : IAsyncDisposable, IDisposable
 
     private protected Stream _body;
 
+    /// <summary>A content-length that is not a number of bytes (RFC 9110 §8.6: 1*DIGIT), e.g. "-5": the message is malformed.</summary>
+    private readonly string? _malformedLength;
+
     private protected QuicSendMessage(Http3RequestStream stream, List<KeyValuePair<string, string>> headers, long maxBodyBytes = long.MaxValue)
     {
         _stream = stream;
@@ -19,13 +23,19 @@ public abstract class QuicSendMessage : IAsyncDisposable, IDisposable
         Headers = headers;
         HeaderInfo = HeaderCodec.Get(headers, QuicSendHeaders.HeaderInfo);
         ContentType = HeaderCodec.Get(headers, QuicSendHeaders.ContentType) ?? QuicSendHeaders.OctetStream;
-        if (long.TryParse(HeaderCodec.Get(headers, QuicSendHeaders.ContentLength), out var len)) ContentLength = len;
+        if (HeaderCodec.Get(headers, QuicSendHeaders.ContentLength) is string declared)
+        {
+            // Digits only: "-5", "+5" or " 5" would parse as numbers, and a negative length breaks every reader.
+            if (long.TryParse(declared, NumberStyles.None, CultureInfo.InvariantCulture, out var len)) ContentLength = len;
+            else _malformedLength = declared;
+        }
     }
 
     /// <summary>Holds the body to its content-length (not for answers that carry none: HEAD, 204, 304).</summary>
     private protected void CheckContentLength()
     {
-        if (ContentLength is long len and >= 0) _body = new ContentLengthStream(_body, len);
+        if (ContentLength is long len) _body = new ContentLengthStream(_body, len);
+        else if (_malformedLength is not null) _body = new ContentLengthStream(_body, _malformedLength);
     }
 
     /// <summary>Every header field received, pseudo-headers included.</summary>
