@@ -387,6 +387,14 @@ impl Conn {
                             continue;
                         }
                     }
+                    if !server && !self.h3_streams.get(&sid).is_some_and(|s| s.headers.is_some()) && check_response(&list).is_err() {
+                        // A malformed response (RFC 9114 §4.1.2): refused on its stream, reported as a reset with H3_MESSAGE_ERROR.
+                        let _ = self.q.stream_shutdown(sid, quiche::Shutdown::Read, H3_MESSAGE_ERROR);
+                        let _ = self.q.stream_shutdown(sid, quiche::Shutdown::Write, H3_MESSAGE_ERROR);
+                        self.h3_streams.entry(sid).or_default().reset = Some(H3_MESSAGE_ERROR);
+                        events.push_back(QsEvent { kind: QS_EVENT_H3_RESET, conn: id, stream: sid, code: H3_MESSAGE_ERROR, ..Default::default() });
+                        continue;
+                    }
                     let packed = pack_headers(&list);
                     let len = packed.len() as u64;
                     let s = self.h3_streams.entry(sid).or_default();
@@ -518,7 +526,7 @@ fn check_request(list: &[quiche::h3::Header]) -> Result<(), &'static str> {
 
 /// RFC 9114 §4.2, RFC 9110 §5.1, §5.5: a field name is a lowercase token (a pseudo-header's after its ':'),
 /// and a value carries no NUL, CR or LF (which would let it pose as several fields in logs or HTTP/1).
-fn check_field(name: &[u8], value: &[u8]) -> Result<(), &'static str> {
+pub(crate) fn check_field(name: &[u8], value: &[u8]) -> Result<(), &'static str> {
     let token = name.strip_prefix(b":").unwrap_or(name);
     if token.is_empty() {
         return Err("an empty field name");
@@ -532,6 +540,18 @@ fn check_field(name: &[u8], value: &[u8]) -> Result<(), &'static str> {
     }
     if value.iter().any(|&b| b == 0 || b == b'\r' || b == b'\n') {
         return Err("a field value with NUL, CR or LF");
+    }
+    Ok(())
+}
+
+/// A response's header section: fields as in any section, a content-length of digits (RFC 9110 §8.6).
+fn check_response(list: &[quiche::h3::Header]) -> Result<(), &'static str> {
+    use quiche::h3::NameValue;
+    for h in list {
+        check_field(h.name(), h.value())?;
+        if h.name() == b"content-length" && !is_decimal(h.value()) {
+            return Err("a content-length that is not a number of bytes");
+        }
     }
     Ok(())
 }

@@ -53,6 +53,14 @@ fn unpack_headers(mut b: &[u8]) -> QsResult<Vec<quiche::h3::Header>> {
     while !b.is_empty() {
         let name = take(&mut b)?;
         let value = take(&mut b)?;
+        // What we send is held to what we accept: an application that puts a peer's text into a header
+        // (a CR LF in it would pose as more fields) hears of it here, before anything leaves.
+        if let Err(why) = crate::conn::check_field(&name, &value) {
+            return Err(QsError::arg(format!(
+                "the header '{}' cannot be sent: it has {why} (RFC 9110 §5.5); remove or encode those characters",
+                String::from_utf8_lossy(&name).escape_debug()
+            )));
+        }
         out.push(quiche::h3::Header::new(&name, &value));
     }
     Ok(out)

@@ -121,4 +121,32 @@ public class ErrorClassTests
             dir.Delete(recursive: true);
         }
     }
+
+    [Test]
+    public async Task AHeaderValueWithALineBreakCannotBeSentAndTheErrorNamesTheHeader()
+    {
+        // An application that puts a peer's text into quicsend-header-info: a CR LF in it would pose as another field.
+        Exception? refused = null;
+        var (server, stop, loop) = Serve(async req =>
+        {
+            try
+            {
+                await req.RespondAsync(200, "ok\r\nx-admin: yes", QuicSendBody.FromText("body"));
+            }
+            catch (ArgumentException e)
+            {
+                refused = e;
+                await req.RespondAsync(500, null, QuicSendBody.FromText("refused"));
+            }
+        });
+        await using var client = await HttpTests.ConnectAsync(server);
+        using (var r = await client.RequestAsync("/x", null, "hello"))
+            Assert.That(r.Status, Is.EqualTo(500), "the bad answer never left; the handler's second one did");
+        TestContext.Out.WriteLine(refused?.Message);
+        Assert.That(refused, Is.Not.Null);
+        Assert.That(refused!.Message, Does.Contain("'quicsend-header-info'").And.Contain("NUL, CR or LF"));
+        stop.Cancel();
+        await server.DisposeAsync();
+        await loop;
+    }
 }

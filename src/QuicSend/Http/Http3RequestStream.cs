@@ -123,11 +123,15 @@ internal sealed class Http3RequestStream : StreamFraming
     }
 
     private QuicException NoResponseError(long code) =>
-        new(QuicError.StreamAborted, $"The server ended request stream {Id} without a response ({Http3Errors.Name(code)})." + (code == (long)Http3Errors.RequestRejected
+        new(QuicError.StreamAborted, $"The server ended request stream {Id} without a response ({Http3Errors.Name(code)})." + (code switch
+        {
             // RFC 9114 §8.1: the request was not processed, so sending it again is safe.
-            ? " It did not process the request: it is shutting down (GOAWAY) or the request was over one of its limits " +
-              "(an incomplete header section from a client without a token); sending it again is safe."
-            : "")) { ErrorCode = code };
+            (long)Http3Errors.RequestRejected => " It did not process the request: it is shutting down (GOAWAY) or the request was over one of " +
+                                                  "its limits (an incomplete header section from a client without a token); sending it again is safe.",
+            (long)Http3Errors.MessageError => " Either the request or the server's response was malformed (a field name or value HTTP forbids, " +
+                                               "or a content-length that is not a number of bytes), and was refused.",
+            _ => "",
+        })) { ErrorCode = code };
 
     /// <summary>Waits for the header section; one at a time, allocation-free like the stream's reads and writes.</summary>
     private sealed class HeadersOperation(Http3RequestStream h) : StreamOperation<byte[]>(h._conn.Driver)

@@ -47,10 +47,10 @@ public sealed class QuicSendRequest : QuicSendMessage
         bool empty = body.Length == 0;
         if (!empty && body.InlineBytes is { } bytes)
         {
-            await _stream.SendResponseAsync(HeaderCodec.Pack(fields), bytes, cancellationToken).ConfigureAwait(false);
+            await SendHeadAsync(() => _stream.SendResponseAsync(HeaderCodec.Pack(fields), bytes, cancellationToken)).ConfigureAwait(false);
             return;
         }
-        await _stream.SendResponseHeadersAsync(HeaderCodec.Pack(fields), endStream: empty, cancellationToken).ConfigureAwait(false);
+        await SendHeadAsync(() => _stream.SendResponseHeadersAsync(HeaderCodec.Pack(fields), endStream: empty, cancellationToken)).ConfigureAwait(false);
         if (!empty) await body.WriteToAsync(_stream.Stream, cancellationToken).ConfigureAwait(false);
     }
 
@@ -63,7 +63,7 @@ public sealed class QuicSendRequest : QuicSendMessage
         if (contentLength is long len) fields.Add(new(QuicSendHeaders.ContentLength, len.ToString(System.Globalization.CultureInfo.InvariantCulture)));
         if (headerInfo is not null) fields.Add(new(QuicSendHeaders.HeaderInfo, headerInfo));
         if (extraHeaders is not null) fields.AddRange(extraHeaders);
-        await _stream.SendResponseHeadersAsync(HeaderCodec.Pack(fields), endStream: false, cancellationToken).ConfigureAwait(false);
+        await SendHeadAsync(() => _stream.SendResponseHeadersAsync(HeaderCodec.Pack(fields), endStream: false, cancellationToken)).ConfigureAwait(false);
         var trailers = (await write(_stream.Stream).ConfigureAwait(false)).ToList();
         // An empty trailer section cannot be sent (quiche fails with InternalError): without trailers the body just ends.
         if (trailers.Count == 0) await _stream.Stream.CompleteWritesAsync(cancellationToken).ConfigureAwait(false);
@@ -81,7 +81,7 @@ public sealed class QuicSendRequest : QuicSendMessage
         var fields = new List<KeyValuePair<string, string>> { new(":status", status.ToString(System.Globalization.CultureInfo.InvariantCulture)) };
         if (headerInfo is not null) fields.Add(new(QuicSendHeaders.HeaderInfo, headerInfo));
         fields.AddRange(headers);
-        await _stream.SendResponseHeadersAsync(HeaderCodec.Pack(fields), endStream: true, cancellationToken).ConfigureAwait(false);
+        await SendHeadAsync(() => _stream.SendResponseHeadersAsync(HeaderCodec.Pack(fields), endStream: true, cancellationToken)).ConfigureAwait(false);
     }
 
     /// <summary>The token of the request's <c>authorization: Bearer</c> header (empty when there is none): what groups one client's connections.</summary>
@@ -104,6 +104,23 @@ public sealed class QuicSendRequest : QuicSendMessage
 
     /// <summary>Set by the server: called once the request is answered or disposed, so it stops tracking it.</summary>
     internal Action<QuicSendRequest>? Settled { get; set; }
+
+    /// <summary>
+    /// Sends the response's header section. One the engine refuses (a field HTTP forbids, e.g. a CR LF in a value) has sent
+    /// nothing, so the request is not answered yet: the handler may still answer it, e.g. with 500.
+    /// </summary>
+    private async ValueTask SendHeadAsync(Func<ValueTask> send)
+    {
+        try
+        {
+            await send().ConfigureAwait(false);
+        }
+        catch (ArgumentException)
+        {
+            Volatile.Write(ref _responded, 0);
+            throw;
+        }
+    }
 
     private void MarkResponded()
     {
