@@ -236,6 +236,9 @@ public static partial class FileTransfer
         if (ServedDirectory(directory) is not string dir)
             return await AnswerAsync(request, down, name, 500, "The server's file folder is missing.", sw, cancellationToken).ConfigureAwait(false);
         var path = Path.Combine(dir, name);
+        // Checked before opening: a link out of the folder would serve any file the server's process can read.
+        if (LinkLeadsOutside(dir, path))
+            return await AnswerAsync(request, down, name, 403, $"'{name}' is a link that leads outside the served folder; it is not served.", sw, cancellationToken).ConfigureAwait(false);
         FileStream input;
         try
         {

@@ -1,0 +1,114 @@
+using System.Security.Cryptography;
+using System.Text;
+using QuicSend.Http;
+
+namespace QuicSend.Tests;
+
+/// <summary>
+/// The file store's rules (issue 11): links never lead a download out of the served folder, names are one
+/// spelling (NFC), names unsafe on other systems are refused, and an existing file is replaced only when asked.
+/// </summary>
+[TestFixture]
+[NonParallelizable]
+public class FileStoreRulesTests
+{
+    private DirectoryInfo _work = null!;
+    private string _serverDir = null!, _clientDir = null!, _outsideDir = null!;
+
+    [SetUp]
+    public void MakeFolders()
+    {
+        _work = Directory.CreateTempSubdirectory("quicsend-rules-");
+        _serverDir = Directory.CreateDirectory(Path.Combine(_work.FullName, "server")).FullName;
+        _clientDir = Directory.CreateDirectory(Path.Combine(_work.FullName, "client")).FullName;
+        _outsideDir = Directory.CreateDirectory(Path.Combine(_work.FullName, "outside")).FullName;
+    }
+
+    [TearDown]
+    public void DeleteFolders() => _work.Delete(recursive: true);
+
+    private static async Task<(int Status, string Text)> SendAsync(QuicSendClient client, string method, string name,
+        IEnumerable<KeyValuePair<string, string>>? headers = null)
+    {
+        using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(20));
+        using var r = await client.SendAsync(method, FileTransfer.PathFor(name), null, null, headers, 0, cts.Token);
+        return (r.Status, Encoding.UTF8.GetString(await r.ReadBodyAsync(cancellationToken: cts.Token)));
+    }
+
+    [Test]
+    public async Task ALinkOutOfTheServedFolderIsRefusedWith403AndNeverSent()
+    {
+        const string secret = "the secret outside the served folder";
+        var outside = Path.Combine(_outsideDir, "secret.txt");
+        File.WriteAllText(outside, secret);
+        File.CreateSymbolicLink(Path.Combine(_serverDir, "leak.txt"), outside);
+        // Relative, and through a folder link: only the final real path counts.
+        Directory.CreateSymbolicLink(Path.Combine(_serverDir, "away"), _outsideDir);
+        File.CreateSymbolicLink(Path.Combine(_serverDir, "sneaky.txt"), "away/secret.txt");
+        File.CreateSymbolicLink(Path.Combine(_serverDir, "updown.txt"), "../outside/secret.txt");
+        // Links that stay inside are served.
+        var real = Path.Combine(_serverDir, "real.bin");
+        File.WriteAllBytes(real, RandomNumberGenerator.GetBytes(300_000));
+        File.CreateSymbolicLink(Path.Combine(_serverDir, "alias.bin"), "real.bin");
+
+        await using var served = new ServedFolder(_serverDir);
+        await using var client = await served.ConnectAsync();
+        foreach (var name in new[] { "leak.txt", "sneaky.txt", "updown.txt" })
+        {
+            foreach (var (method, headers) in new (string, KeyValuePair<string, string>[]?)[]
+                     { ("GET", null), ("HEAD", null), ("GET", [new(QuicSendHeaders.Range, "bytes=0-9")]) })
+            {
+                var (status, text) = await SendAsync(client, method, name, headers);
+                TestContext.Out.WriteLine($"{method} {name} -> {status} {text}");
+                Assert.That(status, Is.EqualTo(403), $"{method} {name}");
+                if (method == "GET")
+                {
+                    Assert.That(text, Does.Contain($"'{name}' is a link that leads outside the served folder"));
+                    Assert.That(text, Does.Not.Contain(secret));
+                }
+            }
+            var target = Path.Combine(_clientDir, name);
+            var e = Assert.ThrowsAsync<FileTransferException>(async () => await client.DownloadFileAsync(name, target));
+            Assert.That(e!.StatusCode, Is.EqualTo(403));
+            Assert.That(e.Message, Does.Contain("is a link that leads outside the served folder").And.Not.Contain(secret));
+            Assert.That(File.Exists(target), Is.False);
+        }
+
+        // A striped (ranged) download of the inside link: the same bytes as the file it names.
+        await using var striped = await served.ConnectAsync(connections: 2, chunkSize: 64 * 1024);
+        var copy = Path.Combine(_clientDir, "alias.bin");
+        await striped.DownloadFileAsync("alias.bin", copy);
+        Assert.That(ServedFolder.HashOf(copy), Is.EqualTo(ServedFolder.HashOf(real)));
+        Assert.That(File.ReadAllText(outside), Is.EqualTo(secret));
+    }
+
+    [Test]
+    public async Task AnUploadOverALinkReplacesTheLinkNotTheFileItNames()
+    {
+        const string secret = "never to be overwritten";
+        var outside = Path.Combine(_outsideDir, "secret.txt");
+        File.WriteAllText(outside, secret);
+        var link = Path.Combine(_serverDir, "leak.txt");
+        File.CreateSymbolicLink(link, outside);
+        var small = Path.Combine(_clientDir, "small.bin");
+        File.WriteAllBytes(small, RandomNumberGenerator.GetBytes(100_000));
+        var big = Path.Combine(_clientDir, "big.bin");
+        File.WriteAllBytes(big, RandomNumberGenerator.GetBytes(300_000));
+
+        await using var served = new ServedFolder(_serverDir);
+        await using var client = await served.ConnectAsync();
+        await client.UploadFileAsync(small, "leak.txt");
+        Assert.That(new FileInfo(link).LinkTarget, Is.Null, "the entry itself was replaced");
+        Assert.That(ServedFolder.HashOf(link), Is.EqualTo(ServedFolder.HashOf(small)));
+        Assert.That(File.ReadAllText(outside), Is.EqualTo(secret));
+
+        // A striped upload's commit too.
+        File.Delete(link);
+        File.CreateSymbolicLink(link, outside);
+        await using var striped = await served.ConnectAsync(connections: 2, chunkSize: 64 * 1024);
+        await striped.UploadFileAsync(big, "leak.txt");
+        Assert.That(new FileInfo(link).LinkTarget, Is.Null);
+        Assert.That(ServedFolder.HashOf(link), Is.EqualTo(ServedFolder.HashOf(big)));
+        Assert.That(File.ReadAllText(outside), Is.EqualTo(secret));
+    }
+}
