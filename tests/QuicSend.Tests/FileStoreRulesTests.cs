@@ -111,4 +111,35 @@ public class FileStoreRulesTests
         Assert.That(ServedFolder.HashOf(link), Is.EqualTo(ServedFolder.HashOf(big)));
         Assert.That(File.ReadAllText(outside), Is.EqualTo(secret));
     }
+
+    [Test]
+    public async Task TheNfcAndNfdSpellingsOfANameAreOneFile()
+    {
+        const string nfc = "caf\u00e9.bin", nfd = "cafe\u0301.bin";
+        Assert.That(nfd, Is.Not.EqualTo(nfc));
+        var source = Path.Combine(_clientDir, "source.bin");
+        File.WriteAllBytes(source, RandomNumberGenerator.GetBytes(200_000));
+
+        await using var served = new ServedFolder(_serverDir);
+        await using var client = await served.ConnectAsync();
+        var up = await client.UploadFileAsync(source, nfd);
+        Assert.That(up.Name, Is.EqualTo(nfc));
+        Assert.That(ServedFolder.Entries(_serverDir), Is.EqualTo(new[] { nfc }), "one file, under the NFC name");
+
+        var back = Path.Combine(_clientDir, "back.bin");
+        var down = await client.DownloadFileAsync(nfc, back);
+        Assert.That(ServedFolder.HashOf(back), Is.EqualTo(ServedFolder.HashOf(source)));
+        Assert.That(down.Sha256, Is.EqualTo(up.Sha256));
+
+        // A raw request with the NFD spelling percent-encoded reaches the same file, as does a striped upload.
+        using (var raw = await client.SendAsync("HEAD", "/files/" + Uri.EscapeDataString(nfd), null, null, null))
+            Assert.That(raw.ContentLength, Is.EqualTo(200_000));
+        File.Delete(Path.Combine(_serverDir, nfc));
+        await using var striped = await served.ConnectAsync(connections: 2, chunkSize: 64 * 1024);
+        await striped.UploadFileAsync(source, nfd);
+        Assert.That(ServedFolder.Entries(_serverDir), Is.EqualTo(new[] { nfc }));
+        Assert.That(ServedFolder.HashOf(Path.Combine(_serverDir, nfc)), Is.EqualTo(ServedFolder.HashOf(source)));
+        Assert.That(FileTransfer.PathFor(nfd), Is.EqualTo(FileTransfer.PathFor(nfc)));
+        Assert.That(FileTransfer.NameFromPath("/files/" + Uri.EscapeDataString(nfd)), Is.EqualTo(nfc));
+    }
 }

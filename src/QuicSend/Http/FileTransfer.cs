@@ -38,11 +38,14 @@ public static partial class FileTransfer
     /// Checks that <paramref name="name"/> is a plain file name a server may store under its folder:
     /// not empty, not "." or "..", no '/' or '\' (so no folders and no path traversal), no ':' (drive
     /// or stream names elsewhere), no control characters, not starting with '.' (hidden files and the
-    /// receivers' partial files), at most 255 bytes of UTF-8. Returns why not, or null when it is fine.
+    /// receivers' partial files), at most 255 bytes of UTF-8. The name is checked in its NFC form, the one it is stored
+    /// under (see <see cref="NormalizeName"/>). Returns why not, or null when it is fine.
     /// </summary>
     public static string? ValidateName(string? name)
     {
         if (string.IsNullOrWhiteSpace(name)) return "The file name is empty.";
+        if (!IsValidUnicode(name)) return $"The file name '{Printable(name)}' is not valid Unicode (it has a lone surrogate); it was refused.";
+        name = NormalizeName(name);
         if (name is "." or "..") return $"'{name}' is not a file name: path traversal is refused.";
         if (name.Contains('/') || name.Contains('\\'))
             return $"The file name '{Printable(name)}' contains '/' or '\\': only plain file names are accepted (no folders, no path traversal).";
@@ -53,6 +56,24 @@ public static partial class FileTransfer
         if (name[0] == '.') return $"The file name '{name}' starts with '.': such names are reserved (hidden and partial files).";
         if (Encoding.UTF8.GetByteCount(name) > MaxNameBytes) return $"The file name is longer than {MaxNameBytes} bytes.";
         return null;
+    }
+
+    /// <summary>
+    /// The one spelling a name is stored and asked for under: Unicode NFC, so "é" typed as U+00E9 and as "e" + U+0301
+    /// (as macOS spells file names) are one file, not two that look alike. Invalid Unicode is returned as it is
+    /// (<see cref="ValidateName"/> refuses it).
+    /// </summary>
+    public static string NormalizeName(string name)
+    {
+        ArgumentNullException.ThrowIfNull(name);
+        return IsValidUnicode(name) ? name.Normalize(NormalizationForm.FormC) : name;
+    }
+
+    private static bool IsValidUnicode(string s)
+    {
+        for (int i = 0; i < s.Length; i += Rune.TryGetRuneAt(s, i, out var r) ? r.Utf16SequenceLength : 1)
+            if (!Rune.TryGetRuneAt(s, i, out _)) return false;
+        return true;
     }
 
     private static void CheckName(string name, string parameter)
@@ -72,16 +93,16 @@ public static partial class FileTransfer
     public static string PathFor(string name)
     {
         CheckName(name, nameof(name));
-        return RoutePrefix + Uri.EscapeDataString(name);
+        return RoutePrefix + Uri.EscapeDataString(NormalizeName(name));
     }
 
-    /// <summary>The (decoded, not yet validated) name in a request path <c>/files/&lt;name&gt;</c>, or null for another path.</summary>
+    /// <summary>The (decoded, NFC-normalised, not yet validated) name in a request path <c>/files/&lt;name&gt;</c>, or null for another path.</summary>
     public static string? NameFromPath(string path)
     {
         int q = path.IndexOfAny(['?', '#']);
         if (q >= 0) path = path[..q];
         if (!path.StartsWith(RoutePrefix, StringComparison.Ordinal)) return null;
-        return Uri.UnescapeDataString(path[RoutePrefix.Length..]);
+        return NormalizeName(Uri.UnescapeDataString(path[RoutePrefix.Length..]));
     }
 
     /// <summary>A temporary name beside <paramref name="finalPath"/>: <c>.&lt;name&gt;.&lt;random or id&gt;.partial</c>, the name shortened to fit.</summary>

@@ -24,6 +24,7 @@ public static partial class FileTransfer
         ArgumentNullException.ThrowIfNull(client);
         ArgumentException.ThrowIfNullOrEmpty(localPath);
         CheckName(remoteName, nameof(remoteName));
+        remoteName = NormalizeName(remoteName); // the server stores and reports the NFC spelling
         var full = Path.GetFullPath(localPath);
         if ((client.Pool.Usable().Count > 1 || client.Options.ResumableTransfers) && File.Exists(full) && new FileInfo(full).Length > 2L * client.Options.ChunkSize)
             return await UploadStripedAsync(client, full, remoteName, progress, cancellationToken).ConfigureAwait(false);
@@ -175,6 +176,7 @@ public static partial class FileTransfer
         ArgumentNullException.ThrowIfNull(client);
         ArgumentException.ThrowIfNullOrEmpty(localPath);
         CheckName(remoteName, nameof(remoteName));
+        remoteName = NormalizeName(remoteName); // the server stores and reports the NFC spelling
         var full = Path.GetFullPath(localPath);
         if (Path.EndsInDirectorySeparator(localPath) || Directory.Exists(full))
             throw new ArgumentException($"The download target '{full}' is a folder; give the path of the file to write.", nameof(localPath));

@@ -133,6 +133,7 @@ public static partial class FileTransfer
     {
         var sw = Stopwatch.StartNew();
         const FileTransferDirection up = FileTransferDirection.Upload;
+        if (name is not null) name = NormalizeName(name); // callers may pass a name that is not from NameFromPath
         if (ValidateName(name) is string why) return await AnswerAsync(request, up, name ?? "", 400, why, sw, cancellationToken).ConfigureAwait(false);
         if (ServedDirectory(directory) is not string dir)
             return await AnswerAsync(request, up, name, 500, "The server's file folder is missing.", sw, cancellationToken).ConfigureAwait(false);
@@ -232,6 +233,7 @@ public static partial class FileTransfer
     {
         var sw = Stopwatch.StartNew();
         const FileTransferDirection down = FileTransferDirection.Download;
+        if (name is not null) name = NormalizeName(name); // callers may pass a name that is not from NameFromPath
         if (ValidateName(name) is string why) return await AnswerAsync(request, down, name ?? "", 400, why, sw, cancellationToken).ConfigureAwait(false);
         if (ServedDirectory(directory) is not string dir)
             return await AnswerAsync(request, down, name, 500, "The server's file folder is missing.", sw, cancellationToken).ConfigureAwait(false);
