@@ -90,6 +90,27 @@ public class CliTests
     }
 
     [Test]
+    public async Task UnsafeNamesExitWithOneAndSayWhy()
+    {
+        var folder = Directory.CreateDirectory(WorkPath("unsafe-names")).FullName;
+        await File.WriteAllTextAsync(Path.Combine(folder, "con.txt"), "a device name on Windows");
+        await File.WriteAllTextAsync(Path.Combine(folder, "fine.txt"), "fine");
+        foreach (var (args, why) in new (string[], string)[]
+                 {
+                     (["send", "con.txt", Url], "Windows device name (CON"),
+                     (["send", "fine.txt", Url + "files/fine.txt%20"], "ends with a space"),
+                     (["send", "fine.txt", Url + "files/a%E2%80%AEtxt.exe"], "invisible formatting character U+202E"),
+                     (["get", Url + "files/LPT1", folder], "Windows device name (LPT1"),
+                 })
+        {
+            var run = await RunAsync(folder, Token, args);
+            Assert.That(run.Code, Is.EqualTo(1), run.Text);
+            Assert.That(run.Err, Does.Contain(why).And.Contain("it was refused"), run.Text);
+        }
+        Assert.That(Directory.GetFiles(WorkPath("data")).Select(Path.GetFileName), Has.None.StartsWith("con").And.None.StartsWith("fine"));
+    }
+
+    [Test]
     public async Task AWrongTokenExitsWithThreeAndSaysSo()
     {
         await File.WriteAllTextAsync(WorkPath("small.txt"), "hello");

@@ -142,4 +142,91 @@ public class FileStoreRulesTests
         Assert.That(FileTransfer.PathFor(nfd), Is.EqualTo(FileTransfer.PathFor(nfc)));
         Assert.That(FileTransfer.NameFromPath("/files/" + Uri.EscapeDataString(nfd)), Is.EqualTo(nfc));
     }
+
+    // Each unsafe kind of name, and what its refusal must say.
+    private static readonly (string Name, string Why)[] s_unsafe =
+    [
+        ("invoice\u202Egpj.exe", "invisible formatting character U+202E"), // right-to-left override: shows as "invoiceexe.jpg"
+        ("a\u2066b.txt", "invisible formatting character U+2066"),
+        ("a\u200Fb.txt", "invisible formatting character U+200F"),
+        ("zero\u200Bwidth.txt", "invisible formatting character U+200B"),
+        ("bom\uFEFF.txt", "invisible formatting character U+FEFF"),
+        ("trailing.txt ", "ends with a space"),
+        ("trailing.", "ends with '.'"),
+        ("CON", "Windows device name (CON"),
+        ("con.txt", "Windows device name (CON"),
+        ("Nul.tar.gz", "Windows device name (NUL"),
+        ("aux", "Windows device name (AUX"),
+        ("PRN .txt", "Windows device name (PRN"),
+        ("com1.log", "Windows device name (COM1"),
+        ("LPT9", "Windows device name (LPT9"),
+        ("COM\u00B9.txt", "Windows device name (COM\u00B9"),
+    ];
+
+    [Test]
+    public void ValidateNameRefusesUnsafeNamesSayingWhyAndKeepsNamesThatOnlyLookClose()
+    {
+        foreach (var (name, why) in s_unsafe)
+        {
+            var message = FileTransfer.ValidateName(name);
+            Assert.That(message, Does.Contain(why).And.Contain("it was refused"), name);
+            // Ordinal: NUnit's culture-aware Contains ignores format characters.
+            Assert.That(message!.Any(char.IsControl) || message.Any(c => char.GetUnicodeCategory(c) == System.Globalization.UnicodeCategory.Format), Is.False,
+                "an unsafe character is shown as U+XXXX, not obeyed");
+        }
+        foreach (var fine in new[] { "console.txt", "CON1.txt", "com10.log", "LPT.txt", "nul-report.pdf", "a.b", "caf\u00e9.bin", "\u05e9\u05dc\u05d5\u05dd.txt" })
+            Assert.That(FileTransfer.ValidateName(fine), Is.Null, fine);
+    }
+
+    [Test]
+    public async Task TheServerRefusesUnsafeNamesWith400AndStoresNothing()
+    {
+        await using var served = new ServedFolder(_serverDir);
+        await using var client = await served.ConnectAsync();
+        var payload = Encoding.ASCII.GetBytes("payload");
+        foreach (var (name, why) in s_unsafe)
+        {
+            File.WriteAllBytes(Path.Combine(_serverDir, "x"), payload); // something a GET could be tricked into
+            using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(20));
+            var path = "/files/" + Uri.EscapeDataString(name);
+            using (var put = await client.SendAsync("PUT", path, null, null, null, 0, cts.Token, async stream =>
+                   {
+                       await stream.Stream.WriteAsync(payload, cts.Token);
+                       await stream.SendTrailersAsync(HeaderCodec.Pack([new(QuicSendHeaders.Sha256, Convert.ToHexStringLower(SHA256.HashData(payload)))]));
+                   }))
+            {
+                var text = await put.ReadTextAsync(cts.Token);
+                TestContext.Out.WriteLine($"PUT {path} -> {put.Status} {text}");
+                Assert.That(put.Status, Is.EqualTo(400), name);
+                Assert.That(text, Does.StartWith("400 Bad Request:").And.Contain(why).And.Contain("it was refused"));
+            }
+            using (var get = await client.SendAsync("GET", path, null, null, null, 0, cts.Token))
+            {
+                Assert.That(get.Status, Is.EqualTo(400), name);
+                Assert.That(await get.ReadTextAsync(cts.Token), Does.Contain(why));
+            }
+            Assert.That(ServedFolder.Entries(_serverDir), Is.EqualTo(new[] { "x" }), name);
+        }
+    }
+
+    [Test]
+    public async Task TheClientRefusesUnsafeNamesBeforeSendingAnything()
+    {
+        await using var served = new ServedFolder(_serverDir);
+        await using var client = await served.ConnectAsync();
+        var small = Path.Combine(_clientDir, "small.bin");
+        File.WriteAllText(small, "small");
+        foreach (var (name, why) in s_unsafe)
+        {
+            var up = Assert.ThrowsAsync<ArgumentException>(async () => await client.UploadFileAsync(small, name));
+            Assert.That(up!.ParamName, Is.EqualTo("remoteName"));
+            Assert.That(up.Message, Does.Contain(why).And.Contain("it was refused"));
+            var down = Assert.ThrowsAsync<ArgumentException>(async () => await client.DownloadFileAsync(name, Path.Combine(_clientDir, "out")));
+            Assert.That(down!.Message, Does.Contain(why));
+            Assert.Throws<ArgumentException>(() => FileTransfer.PathFor(name));
+        }
+        Assert.That(ServedFolder.Entries(_serverDir), Is.Empty);
+        Assert.That(await served.Results.Reader.WaitToReadAsync().AsTask().WaitAsync(TimeSpan.FromMilliseconds(300)).ContinueWith(t => t.IsCompletedSuccessfully),
+            Is.False, "no request reached the server");
+    }
 }

@@ -38,7 +38,9 @@ public static partial class FileTransfer
     /// Checks that <paramref name="name"/> is a plain file name a server may store under its folder:
     /// not empty, not "." or "..", no '/' or '\' (so no folders and no path traversal), no ':' (drive
     /// or stream names elsewhere), no control characters, not starting with '.' (hidden files and the
-    /// receivers' partial files), at most 255 bytes of UTF-8. The name is checked in its NFC form, the one it is stored
+    /// receivers' partial files), at most 255 bytes of UTF-8; and, so the folder stays safe to show and to copy to
+    /// Windows: no Unicode format characters (bidi controls, zero-width characters), not ending in a space or '.',
+    /// not a Windows device name (CON, PRN, AUX, NUL, COM1–9, LPT1–9, with or without an extension). The name is checked in its NFC form, the one it is stored
     /// under (see <see cref="NormalizeName"/>). Returns why not, or null when it is fine.
     /// </summary>
     public static string? ValidateName(string? name)
@@ -55,8 +57,32 @@ public static partial class FileTransfer
             if (char.IsControl(ch)) return $"The file name '{Printable(name)}' contains control characters.";
         if (name[0] == '.') return $"The file name '{name}' starts with '.': such names are reserved (hidden and partial files).";
         if (Encoding.UTF8.GetByteCount(name) > MaxNameBytes) return $"The file name is longer than {MaxNameBytes} bytes.";
+        // The rest keep names safe to show and to copy to other systems (the served folder may be shared with Windows).
+        foreach (var rune in name.EnumerateRunes())
+            if (Rune.GetUnicodeCategory(rune) == UnicodeCategory.Format)
+                return $"The file name '{Printable(name)}' contains the invisible formatting character U+{rune.Value:X4} (bidi controls and zero-width " +
+                       "characters make a name look like another); it was refused.";
+        if (name[^1] is ' ' or '.')
+            return $"The file name '{name}' ends with {(name[^1] == ' ' ? "a space" : "'.'")}, which Windows drops (it would become another name); it was refused.";
+        if (IsWindowsDeviceName(name))
+            return $"The file name '{name}' is a Windows device name ({WindowsStem(name).ToUpperInvariant()}, with or without an extension), " +
+                   "which cannot be a file there; it was refused.";
         return null;
     }
+
+    private static readonly HashSet<string> s_windowsDevices = new(StringComparer.OrdinalIgnoreCase)
+    {
+        "CON", "PRN", "AUX", "NUL",
+        "COM1", "COM2", "COM3", "COM4", "COM5", "COM6", "COM7", "COM8", "COM9",
+        "LPT1", "LPT2", "LPT3", "LPT4", "LPT5", "LPT6", "LPT7", "LPT8", "LPT9",
+        // Windows reserves the superscript digits too.
+        "COM\u00B9", "COM\u00B2", "COM\u00B3", "LPT\u00B9", "LPT\u00B2", "LPT\u00B3",
+    };
+
+    // Windows looks at the part before the first '.', ignoring spaces before it: "con.txt" and "CON .tar.gz" are the device.
+    private static string WindowsStem(string name) => (name.IndexOf('.') is var dot and >= 0 ? name[..dot] : name).TrimEnd(' ');
+
+    private static bool IsWindowsDeviceName(string name) => s_windowsDevices.Contains(WindowsStem(name));
 
     /// <summary>
     /// The one spelling a name is stored and asked for under: Unicode NFC, so "é" typed as U+00E9 and as "e" + U+0301
@@ -85,7 +111,11 @@ public static partial class FileTransfer
     private static string Printable(string s)
     {
         var sb = new StringBuilder(s.Length);
-        foreach (var ch in s) sb.Append(char.IsControl(ch) ? '?' : ch);
+        foreach (var ch in s)
+            if (char.IsControl(ch)) sb.Append('?');
+            // Shown, not obeyed: a bidi override would reorder the message itself.
+            else if (char.GetUnicodeCategory(ch) == UnicodeCategory.Format) sb.Append($"<U+{(int)ch:X4}>");
+            else sb.Append(ch);
         return sb.ToString();
     }
 
