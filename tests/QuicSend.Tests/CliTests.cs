@@ -111,6 +111,26 @@ public class CliTests
     }
 
     [Test]
+    public async Task SendingANameTheServerHasIsRefusedUnlessOverwrite()
+    {
+        var folder = Directory.CreateDirectory(WorkPath("overwrite")).FullName;
+        var local = Path.Combine(folder, "twice.txt");
+        await File.WriteAllTextAsync(local, "first");
+        var first = await RunAsync(folder, Token, "send", "--root", WorkPath("root.pem"), "twice.txt", Url);
+        Assert.That(first.Code, Is.EqualTo(0), first.Text);
+
+        await File.WriteAllTextAsync(local, "second");
+        var again = await RunAsync(folder, Token, "send", "--root", WorkPath("root.pem"), "twice.txt", Url);
+        Assert.That(again.Code, Is.EqualTo(3), again.Text);
+        Assert.That(again.Err, Does.Contain("409").And.Contain("'twice.txt' already exists").And.Contain("--overwrite"), again.Text);
+        Assert.That(await File.ReadAllTextAsync(WorkPath("data/twice.txt")), Is.EqualTo("first"));
+
+        var replace = await RunAsync(folder, Token, "send", "--root", WorkPath("root.pem"), "--overwrite", "twice.txt", Url);
+        Assert.That(replace.Code, Is.EqualTo(0), replace.Text);
+        Assert.That(await File.ReadAllTextAsync(WorkPath("data/twice.txt")), Is.EqualTo("second"));
+    }
+
+    [Test]
     public async Task AWrongTokenExitsWithThreeAndSaysSo()
     {
         await File.WriteAllTextAsync(WorkPath("small.txt"), "hello");

@@ -97,7 +97,11 @@ public class FileStoreRulesTests
 
         await using var served = new ServedFolder(_serverDir);
         await using var client = await served.ConnectAsync();
-        await client.UploadFileAsync(small, "leak.txt");
+        // Without asking, the link is a taken name like any other.
+        var refused = Assert.ThrowsAsync<FileTransferException>(async () => await client.UploadFileAsync(small, "leak.txt"));
+        Assert.That(refused!.StatusCode, Is.EqualTo(409));
+        Assert.That(File.ReadAllText(outside), Is.EqualTo(secret));
+        await client.UploadFileAsync(small, "leak.txt", overwrite: true);
         Assert.That(new FileInfo(link).LinkTarget, Is.Null, "the entry itself was replaced");
         Assert.That(ServedFolder.HashOf(link), Is.EqualTo(ServedFolder.HashOf(small)));
         Assert.That(File.ReadAllText(outside), Is.EqualTo(secret));
@@ -106,7 +110,7 @@ public class FileStoreRulesTests
         File.Delete(link);
         File.CreateSymbolicLink(link, outside);
         await using var striped = await served.ConnectAsync(connections: 2, chunkSize: 64 * 1024);
-        await striped.UploadFileAsync(big, "leak.txt");
+        await striped.UploadFileAsync(big, "leak.txt", overwrite: true);
         Assert.That(new FileInfo(link).LinkTarget, Is.Null);
         Assert.That(ServedFolder.HashOf(link), Is.EqualTo(ServedFolder.HashOf(big)));
         Assert.That(File.ReadAllText(outside), Is.EqualTo(secret));
@@ -228,5 +232,84 @@ public class FileStoreRulesTests
         Assert.That(ServedFolder.Entries(_serverDir), Is.Empty);
         Assert.That(await served.Results.Reader.WaitToReadAsync().AsTask().WaitAsync(TimeSpan.FromMilliseconds(300)).ContinueWith(t => t.IsCompletedSuccessfully),
             Is.False, "no request reached the server");
+    }
+
+    private static void AssertExistsRefusal(FileTransferException? e, string name)
+    {
+        Assert.That(e, Is.Not.Null);
+        TestContext.Out.WriteLine(e!.Message);
+        Assert.That(e.StatusCode, Is.EqualTo(409));
+        Assert.That(e.ServerMessage, Does.Contain($"'{name}' already exists on the server; it was not replaced")
+            .And.Contain("quicsend-overwrite: ?1").And.Contain("--overwrite"));
+    }
+
+    [Test]
+    public async Task AnUploadToATakenNameIsRefusedWith409UnlessItAsksToOverwrite()
+    {
+        var existing = Path.Combine(_serverDir, "data.bin");
+        File.WriteAllText(existing, "old");
+        var oldHash = ServedFolder.HashOf(existing);
+        var small = Path.Combine(_clientDir, "small.bin");
+        File.WriteAllBytes(small, RandomNumberGenerator.GetBytes(100_000));
+        var big = Path.Combine(_clientDir, "big.bin");
+        File.WriteAllBytes(big, RandomNumberGenerator.GetBytes(300_000));
+
+        await using var served = new ServedFolder(_serverDir);
+        await using var client = await served.ConnectAsync();
+        await using var striped = await served.ConnectAsync(connections: 2, chunkSize: 64 * 1024);
+        AssertExistsRefusal(Assert.ThrowsAsync<FileTransferException>(async () => await client.UploadFileAsync(small, "data.bin")), "data.bin");
+        AssertExistsRefusal(Assert.ThrowsAsync<FileTransferException>(async () => await striped.UploadFileAsync(big, "data.bin")), "data.bin");
+        AssertExistsRefusal(Assert.ThrowsAsync<FileTransferException>(async () => await client.UploadFileAsync(small, "data.bin", overwrite: false)), "data.bin");
+        Assert.That(ServedFolder.HashOf(existing), Is.EqualTo(oldHash), "the existing file is untouched");
+        Assert.That(ServedFolder.Entries(_serverDir), Is.EqualTo(new[] { "data.bin" }), "no partial file is left");
+
+        // Asked for, the file is replaced: whole, then striped.
+        await client.UploadFileAsync(small, "data.bin", overwrite: true);
+        Assert.That(ServedFolder.HashOf(existing), Is.EqualTo(ServedFolder.HashOf(small)));
+        await striped.UploadFileAsync(big, "data.bin", overwrite: true);
+        Assert.That(ServedFolder.HashOf(existing), Is.EqualTo(ServedFolder.HashOf(big)));
+        Assert.That(ServedFolder.Entries(_serverDir), Is.EqualTo(new[] { "data.bin" }));
+
+        // A malformed header is refused, not read as either answer.
+        using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(20));
+        var payload = Encoding.ASCII.GetBytes("x");
+        using var bad = await client.SendAsync("PUT", FileTransfer.PathFor("new.bin"), null, null, [new(QuicSendHeaders.Overwrite, "yes")], 0, cts.Token, async stream =>
+        {
+            await stream.Stream.WriteAsync(payload, cts.Token);
+            await stream.SendTrailersAsync(HeaderCodec.Pack([new(QuicSendHeaders.Sha256, Convert.ToHexStringLower(SHA256.HashData(payload)))]));
+        });
+        Assert.That(bad.Status, Is.EqualTo(400));
+        Assert.That(await bad.ReadTextAsync(cts.Token), Does.Contain("'quicsend-overwrite' header must be ?1"));
+        Assert.That(ServedFolder.Entries(_serverDir), Is.EqualTo(new[] { "data.bin" }));
+    }
+
+    [Test]
+    public async Task AStripedUploadWhoseNameIsTakenBeforeItsCommitIsRefusedAndCanCommitAgainAskingToOverwrite()
+    {
+        var whole = RandomNumberGenerator.GetBytes(200_000);
+        await using var served = new ServedFolder(_serverDir);
+        await using var client = await served.ConnectAsync();
+        using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(30));
+        const string id = "upload-0123456789";
+        Assert.That((await ServedFolder.SendChunkAsync(client, "late.bin", id, whole, 0, 100_000, cts.Token)).Status, Is.EqualTo(202));
+
+        // Another writer takes the name while the upload is under way; its remaining chunk still belongs to the session.
+        var target = Path.Combine(_serverDir, "late.bin");
+        File.WriteAllText(target, "someone else's");
+        Assert.That((await ServedFolder.SendChunkAsync(client, "late.bin", id, whole, 100_000, 100_000, cts.Token)).Status, Is.EqualTo(202));
+        var (status, text) = await ServedFolder.CommitAsync(client, "late.bin", id, whole, cts.Token);
+        Assert.That(status, Is.EqualTo(409), text);
+        Assert.That(text, Does.Contain("'late.bin' already exists on the server; it was not replaced"));
+        Assert.That(File.ReadAllText(target), Is.EqualTo("someone else's"));
+
+        // The session was kept: the same upload commits once it asks to overwrite.
+        using var commit = await client.SendAsync("PUT", FileTransfer.PathFor("late.bin"), null, null,
+        [
+            new(QuicSendHeaders.UploadId, id), new(QuicSendHeaders.UploadCommit, whole.Length.ToString()),
+            new(QuicSendHeaders.Sha256, Convert.ToHexStringLower(SHA256.HashData(whole))), new(QuicSendHeaders.Overwrite, "?1"),
+        ], cts.Token);
+        Assert.That(commit.Status, Is.EqualTo(201), await commit.ReadTextAsync(cts.Token));
+        Assert.That(ServedFolder.HashOf(target), Is.EqualTo(Convert.ToHexStringLower(SHA256.HashData(whole))));
+        Assert.That(ServedFolder.Entries(_serverDir), Is.EqualTo(new[] { "late.bin" }));
     }
 }

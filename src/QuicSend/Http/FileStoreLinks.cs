@@ -9,14 +9,14 @@ public static partial class FileTransfer
 
     /// <summary>
     /// Is <paramref name="path"/> (an entry directly in <paramref name="dir"/>) a symbolic link whose final target lies
-    /// outside <paramref name="dir"/>'s real path? A link that loops or cannot be resolved counts as outside.
+    /// outside <paramref name="dir"/>'s real path? A link that loops is left to the open, which fails on it (ELOOP) and says so.
     /// </summary>
     internal static bool LinkLeadsOutside(string dir, string path)
     {
         if (new FileInfo(path).LinkTarget is null) return false;
         var realDir = RealPath(dir);
         var realTarget = RealPath(path);
-        if (realDir is null || realTarget is null) return true;
+        if (realDir is null || realTarget is null) return false;
         var prefix = Path.EndsInDirectorySeparator(realDir) ? realDir : realDir + Path.DirectorySeparatorChar;
         return !realTarget.StartsWith(prefix, StringComparison.Ordinal);
     }

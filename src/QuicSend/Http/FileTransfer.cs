@@ -32,6 +32,7 @@ public static partial class FileTransfer
     public const int BufferSize = 1 << 20;
 
     private const int MaxNameBytes = 255;
+    private const int EISDIR = 21; // Linux errno; .NET puts errno in IOException.HResult on Unix
     internal const string PartialSuffix = ".partial";
 
     /// <summary>
@@ -281,13 +282,14 @@ public static partial class FileTransfer
     /// Writes a body to a temporary file beside <paramref name="finalPath"/> while hashing it, checks
     /// its length and its <c>quicsend-sha256</c> trailer, flushes it to disk and renames it over
     /// <paramref name="finalPath"/>. On any failure or cancellation the temporary file is deleted and
-    /// nothing appears at <paramref name="finalPath"/>. Integrity failures throw <see cref="FileIntegrityException"/>;
+    /// nothing appears at <paramref name="finalPath"/>. Integrity failures throw <see cref="FileIntegrityException"/>, as does
+    /// an existing <paramref name="finalPath"/> when <paramref name="refuseExisting"/> (the message) is given;
     /// <paramref name="reserve"/> bytes are reserved on disk first (a full disk throws <see cref="DiskFullException"/>).
     /// </summary>
     private static async Task<(long Length, string Sha256)> ReceiveToFileAsync(Stream body,
         Func<CancellationToken, ValueTask<IReadOnlyList<KeyValuePair<string, string>>>> readTrailers,
         string finalPath, long? expectedLength, long reserve, IProgress<long>? progress, string subject, string notKept,
-        CancellationToken cancellationToken, string? temp = null)
+        CancellationToken cancellationToken, string? temp = null, string? refuseExisting = null)
     {
         temp ??= TemporaryPathFor(finalPath);
         bool kept = false;
@@ -338,7 +340,19 @@ public static partial class FileTransfer
                                                           $"the {length} bytes received hash to {ours}. {notKept}");
                 file.Flush(flushToDisk: true);
             }
-            File.Move(temp, finalPath, overwrite: true);
+            try
+            {
+                File.Move(temp, finalPath, overwrite: refuseExisting is null);
+            }
+            catch (IOException) when (refuseExisting is not null && Directory.Exists(finalPath))
+            {
+                // A folder made there meanwhile: the same failure (EISDIR) as replacing it would have met.
+                throw new IOException($"Cannot replace the folder '{finalPath}' with a file.", EISDIR);
+            }
+            catch (IOException) when (refuseExisting is not null && EntryExists(finalPath))
+            {
+                throw new FileIntegrityException(409, refuseExisting);
+            }
             kept = true;
             return (length, ours);
         }
