@@ -89,7 +89,7 @@ sealed class PoolTransfers : IDisposable
         try
         {
             var result = upload
-                ? await client.UploadFileAsync(_source, "up.bin", progress, stop.Token)
+                ? await client.UploadFileAsync(_source, "up.bin", overwrite: true, progress, stop.Token) // each run replaces the last
                 : await client.DownloadFileAsync("blob.bin", Path.Combine(_clientDir, "down.bin"), progress, stop.Token);
             if (!result.Succeeded || result.Length != _total) throw new Exception($"transfer failed: {result}");
             bytes = _total;

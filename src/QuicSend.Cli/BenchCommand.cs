@@ -91,7 +91,8 @@ internal static class BenchCommand
                         await using var client = await connect(c);
                         var active = client.ActiveConnections.Count;
                         Console.WriteLine($"  {c} connection{(c == 1 ? "" : "s")}{(active != c ? $" ({active} up)" : "")}: uploading ...");
-                        var up = await client.UploadFileAsync(source, remote, null, ct);
+                        // Its own scratch name, uploaded once per round: replacing it is intended.
+                        var up = await client.UploadFileAsync(source, remote, overwrite: true, null, ct);
                         if (!string.Equals(up.Sha256, sha, StringComparison.OrdinalIgnoreCase))
                             throw new CliException(ExitCode.Integrity, $"the upload's SHA-256 {up.Sha256} differs from the file's {sha}.");
                         Console.WriteLine($"  {c} connection{(c == 1 ? "" : "s")}: downloading ...");

@@ -126,6 +126,7 @@ internal static class Cli
     {
         var hint = f.StatusCode switch
         {
+            409 when f.Message.Contains("already exists", StringComparison.Ordinal) => " Give --overwrite to replace it.",
             404 => " Check the file name (the server lists nothing: ask its operator) or the URL's path (/files/<name>).",
             413 => " The file is larger than the server accepts.",
             507 => " The server's disk is full.",

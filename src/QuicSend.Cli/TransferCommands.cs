@@ -16,9 +16,15 @@ internal static class TransferCommands
             Arity = new ArgumentArity(2, 100_000),
         };
         var setup = new ClientSetup();
-        var cmd = new Command("send", "Upload files to a `quicsend serve` server, with a progress bar each; the server verifies every file's SHA-256 before keeping it.") { args };
+        var overwrite = new Option<bool>("--overwrite")
+        {
+            Description = "Replace a file of the same name on the server (atomically, once the new one is verified). Without it, a name the server has already is refused (exit 3).",
+        };
+        var cmd = new Command("send", "Upload files to a `quicsend serve` server, with a progress bar each; the server verifies every file's SHA-256 before keeping it, " +
+                                      "and replaces an existing file only with --overwrite.") { args };
         setup.AddTo(cmd);
         cmd.Options.Add(setup.NoResume);
+        cmd.Options.Add(overwrite);
         cmd.SetAction((p, _) => Cli.RunAsync(async ct =>
         {
             var all = p.GetValue(args)!;
@@ -40,9 +46,10 @@ internal static class TransferCommands
                     throw CliException.Usage($"'{remote}' cannot be stored on the server: {why} Rename it, or name it with https://{url.Authority}/files/NAME.");
                 jobs.Add((full, remote, new FileInfo(full).Length));
             }
+            bool replace = p.GetValue(overwrite);
             await using var client = await setup.ConnectAsync(p, url, ct, transfers: true);
             var results = await Transfers.RunAsync(jobs.Select(j => new Transfers.Job(j.Remote, j.Length,
-                (progress, token) => client.UploadFileAsync(j.Local, j.Remote, progress, token),
+                (progress, token) => client.UploadFileAsync(j.Local, j.Remote, replace, progress, token),
                 ConnectionBytes: Transfers.BytesPerConnection(client, received: false))).ToList(), ct);
             foreach (var r in results)
                 Console.WriteLine($"sent {r.Name} -> {url.Base}{FileTransfer.PathFor(r.Name)}: {Format.Bytes(r.Length)} in {r.Elapsed.TotalSeconds:0.00} s " +

@@ -90,6 +90,47 @@ public class CliTests
     }
 
     [Test]
+    public async Task UnsafeNamesExitWithOneAndSayWhy()
+    {
+        var folder = Directory.CreateDirectory(WorkPath("unsafe-names")).FullName;
+        await File.WriteAllTextAsync(Path.Combine(folder, "con.txt"), "a device name on Windows");
+        await File.WriteAllTextAsync(Path.Combine(folder, "fine.txt"), "fine");
+        foreach (var (args, why) in new (string[], string)[]
+                 {
+                     (["send", "con.txt", Url], "Windows device name (CON"),
+                     (["send", "fine.txt", Url + "files/fine.txt%20"], "ends with a space"),
+                     (["send", "fine.txt", Url + "files/a%E2%80%AEtxt.exe"], "invisible formatting character U+202E"),
+                     (["get", Url + "files/LPT1", folder], "Windows device name (LPT1"),
+                 })
+        {
+            var run = await RunAsync(folder, Token, args);
+            Assert.That(run.Code, Is.EqualTo(1), run.Text);
+            Assert.That(run.Err, Does.Contain(why).And.Contain("it was refused"), run.Text);
+        }
+        Assert.That(Directory.GetFiles(WorkPath("data")).Select(Path.GetFileName), Has.None.StartsWith("con").And.None.StartsWith("fine"));
+    }
+
+    [Test]
+    public async Task SendingANameTheServerHasIsRefusedUnlessOverwrite()
+    {
+        var folder = Directory.CreateDirectory(WorkPath("overwrite")).FullName;
+        var local = Path.Combine(folder, "twice.txt");
+        await File.WriteAllTextAsync(local, "first");
+        var first = await RunAsync(folder, Token, "send", "--root", WorkPath("root.pem"), "twice.txt", Url);
+        Assert.That(first.Code, Is.EqualTo(0), first.Text);
+
+        await File.WriteAllTextAsync(local, "second");
+        var again = await RunAsync(folder, Token, "send", "--root", WorkPath("root.pem"), "twice.txt", Url);
+        Assert.That(again.Code, Is.EqualTo(3), again.Text);
+        Assert.That(again.Err, Does.Contain("409").And.Contain("'twice.txt' already exists").And.Contain("--overwrite"), again.Text);
+        Assert.That(await File.ReadAllTextAsync(WorkPath("data/twice.txt")), Is.EqualTo("first"));
+
+        var replace = await RunAsync(folder, Token, "send", "--root", WorkPath("root.pem"), "--overwrite", "twice.txt", Url);
+        Assert.That(replace.Code, Is.EqualTo(0), replace.Text);
+        Assert.That(await File.ReadAllTextAsync(WorkPath("data/twice.txt")), Is.EqualTo("second"));
+    }
+
+    [Test]
     public async Task AWrongTokenExitsWithThreeAndSaysSo()
     {
         await File.WriteAllTextAsync(WorkPath("small.txt"), "hello");

@@ -32,17 +32,23 @@ public static partial class FileTransfer
     public const int BufferSize = 1 << 20;
 
     private const int MaxNameBytes = 255;
+    private const int EISDIR = 21; // Linux errno; .NET puts errno in IOException.HResult on Unix
     internal const string PartialSuffix = ".partial";
 
     /// <summary>
     /// Checks that <paramref name="name"/> is a plain file name a server may store under its folder:
     /// not empty, not "." or "..", no '/' or '\' (so no folders and no path traversal), no ':' (drive
     /// or stream names elsewhere), no control characters, not starting with '.' (hidden files and the
-    /// receivers' partial files), at most 255 bytes of UTF-8. Returns why not, or null when it is fine.
+    /// receivers' partial files), at most 255 bytes of UTF-8; and, so the folder stays safe to show and to copy to
+    /// Windows: no Unicode format characters (bidi controls, zero-width characters), not ending in a space or '.',
+    /// not a Windows device name (CON, PRN, AUX, NUL, COM1–9, LPT1–9, with or without an extension). The name is checked in its NFC form, the one it is stored
+    /// under (see <see cref="NormalizeName"/>). Returns why not, or null when it is fine.
     /// </summary>
     public static string? ValidateName(string? name)
     {
         if (string.IsNullOrWhiteSpace(name)) return "The file name is empty.";
+        if (!IsValidUnicode(name)) return $"The file name '{Printable(name)}' is not valid Unicode (it has a lone surrogate); it was refused.";
+        name = NormalizeName(name);
         if (name is "." or "..") return $"'{name}' is not a file name: path traversal is refused.";
         if (name.Contains('/') || name.Contains('\\'))
             return $"The file name '{Printable(name)}' contains '/' or '\\': only plain file names are accepted (no folders, no path traversal).";
@@ -52,7 +58,49 @@ public static partial class FileTransfer
             if (char.IsControl(ch)) return $"The file name '{Printable(name)}' contains control characters.";
         if (name[0] == '.') return $"The file name '{name}' starts with '.': such names are reserved (hidden and partial files).";
         if (Encoding.UTF8.GetByteCount(name) > MaxNameBytes) return $"The file name is longer than {MaxNameBytes} bytes.";
+        // The rest keep names safe to show and to copy to other systems (the served folder may be shared with Windows).
+        foreach (var rune in name.EnumerateRunes())
+            if (Rune.GetUnicodeCategory(rune) == UnicodeCategory.Format)
+                return $"The file name '{Printable(name)}' contains the invisible formatting character U+{rune.Value:X4} (bidi controls and zero-width " +
+                       "characters make a name look like another); it was refused.";
+        if (name[^1] is ' ' or '.')
+            return $"The file name '{name}' ends with {(name[^1] == ' ' ? "a space" : "'.'")}, which Windows drops (it would become another name); it was refused.";
+        if (IsWindowsDeviceName(name))
+            return $"The file name '{name}' is a Windows device name ({WindowsStem(name).ToUpperInvariant()}, with or without an extension), " +
+                   "which cannot be a file there; it was refused.";
         return null;
+    }
+
+    private static readonly HashSet<string> s_windowsDevices = new(StringComparer.OrdinalIgnoreCase)
+    {
+        "CON", "PRN", "AUX", "NUL",
+        "COM1", "COM2", "COM3", "COM4", "COM5", "COM6", "COM7", "COM8", "COM9",
+        "LPT1", "LPT2", "LPT3", "LPT4", "LPT5", "LPT6", "LPT7", "LPT8", "LPT9",
+        // Windows reserves the superscript digits too.
+        "COM\u00B9", "COM\u00B2", "COM\u00B3", "LPT\u00B9", "LPT\u00B2", "LPT\u00B3",
+    };
+
+    // Windows looks at the part before the first '.', ignoring spaces before it: "con.txt" and "CON .tar.gz" are the device.
+    private static string WindowsStem(string name) => (name.IndexOf('.') is var dot and >= 0 ? name[..dot] : name).TrimEnd(' ');
+
+    private static bool IsWindowsDeviceName(string name) => s_windowsDevices.Contains(WindowsStem(name));
+
+    /// <summary>
+    /// The one spelling a name is stored and asked for under: Unicode NFC, so "é" typed as U+00E9 and as "e" + U+0301
+    /// (as macOS spells file names) are one file, not two that look alike. Invalid Unicode is returned as it is
+    /// (<see cref="ValidateName"/> refuses it).
+    /// </summary>
+    public static string NormalizeName(string name)
+    {
+        ArgumentNullException.ThrowIfNull(name);
+        return IsValidUnicode(name) ? name.Normalize(NormalizationForm.FormC) : name;
+    }
+
+    private static bool IsValidUnicode(string s)
+    {
+        for (int i = 0; i < s.Length; i += Rune.TryGetRuneAt(s, i, out var r) ? r.Utf16SequenceLength : 1)
+            if (!Rune.TryGetRuneAt(s, i, out _)) return false;
+        return true;
     }
 
     private static void CheckName(string name, string parameter)
@@ -64,7 +112,11 @@ public static partial class FileTransfer
     private static string Printable(string s)
     {
         var sb = new StringBuilder(s.Length);
-        foreach (var ch in s) sb.Append(char.IsControl(ch) ? '?' : ch);
+        foreach (var ch in s)
+            if (char.IsControl(ch)) sb.Append('?');
+            // Shown, not obeyed: a bidi override would reorder the message itself.
+            else if (char.GetUnicodeCategory(ch) == UnicodeCategory.Format) sb.Append($"<U+{(int)ch:X4}>");
+            else sb.Append(ch);
         return sb.ToString();
     }
 
@@ -72,16 +124,16 @@ public static partial class FileTransfer
     public static string PathFor(string name)
     {
         CheckName(name, nameof(name));
-        return RoutePrefix + Uri.EscapeDataString(name);
+        return RoutePrefix + Uri.EscapeDataString(NormalizeName(name));
     }
 
-    /// <summary>The (decoded, not yet validated) name in a request path <c>/files/&lt;name&gt;</c>, or null for another path.</summary>
+    /// <summary>The (decoded, NFC-normalised, not yet validated) name in a request path <c>/files/&lt;name&gt;</c>, or null for another path.</summary>
     public static string? NameFromPath(string path)
     {
         int q = path.IndexOfAny(['?', '#']);
         if (q >= 0) path = path[..q];
         if (!path.StartsWith(RoutePrefix, StringComparison.Ordinal)) return null;
-        return Uri.UnescapeDataString(path[RoutePrefix.Length..]);
+        return NormalizeName(Uri.UnescapeDataString(path[RoutePrefix.Length..]));
     }
 
     /// <summary>A temporary name beside <paramref name="finalPath"/>: <c>.&lt;name&gt;.&lt;random or id&gt;.partial</c>, the name shortened to fit.</summary>
@@ -230,13 +282,14 @@ public static partial class FileTransfer
     /// Writes a body to a temporary file beside <paramref name="finalPath"/> while hashing it, checks
     /// its length and its <c>quicsend-sha256</c> trailer, flushes it to disk and renames it over
     /// <paramref name="finalPath"/>. On any failure or cancellation the temporary file is deleted and
-    /// nothing appears at <paramref name="finalPath"/>. Integrity failures throw <see cref="FileIntegrityException"/>;
+    /// nothing appears at <paramref name="finalPath"/>. Integrity failures throw <see cref="FileIntegrityException"/>, as does
+    /// an existing <paramref name="finalPath"/> when <paramref name="refuseExisting"/> (the message) is given;
     /// <paramref name="reserve"/> bytes are reserved on disk first (a full disk throws <see cref="DiskFullException"/>).
     /// </summary>
     private static async Task<(long Length, string Sha256)> ReceiveToFileAsync(Stream body,
         Func<CancellationToken, ValueTask<IReadOnlyList<KeyValuePair<string, string>>>> readTrailers,
         string finalPath, long? expectedLength, long reserve, IProgress<long>? progress, string subject, string notKept,
-        CancellationToken cancellationToken, string? temp = null)
+        CancellationToken cancellationToken, string? temp = null, string? refuseExisting = null)
     {
         temp ??= TemporaryPathFor(finalPath);
         bool kept = false;
@@ -287,7 +340,19 @@ public static partial class FileTransfer
                                                           $"the {length} bytes received hash to {ours}. {notKept}");
                 file.Flush(flushToDisk: true);
             }
-            File.Move(temp, finalPath, overwrite: true);
+            try
+            {
+                File.Move(temp, finalPath, overwrite: refuseExisting is null);
+            }
+            catch (IOException) when (refuseExisting is not null && Directory.Exists(finalPath))
+            {
+                // A folder made there meanwhile: the same failure (EISDIR) as replacing it would have met.
+                throw new IOException($"Cannot replace the folder '{finalPath}' with a file.", EISDIR);
+            }
+            catch (IOException) when (refuseExisting is not null && EntryExists(finalPath))
+            {
+                throw new FileIntegrityException(409, refuseExisting);
+            }
             kept = true;
             return (length, ours);
         }

@@ -27,7 +27,7 @@ public static partial class FileTransfer
         id.Length is >= 8 and <= 64 && id.All(c => char.IsAsciiLetterOrDigit(c) || c == '-');
 
     /// <summary>A chunk, a commit, (DELETE) an abort or (HEAD) the status of a striped upload.</summary>
-    private static async Task<FileTransferResult> ReceiveChunkedAsync(QuicSendRequest request, string dir, string name, string target,
+    private static async Task<FileTransferResult> ReceiveChunkedAsync(QuicSendRequest request, string dir, string name, string target, bool overwrite,
         Stopwatch sw, CancellationToken cancellationToken)
     {
         const FileTransferDirection up = FileTransferDirection.Upload;
@@ -46,7 +46,7 @@ public static partial class FileTransfer
             return await AnswerAsync(request, up, name, 200, $"The upload {id} of '{name}' was abandoned; nothing was kept.", sw, cancellationToken).ConfigureAwait(false);
         }
         if (HeaderCodec.Get(request.Headers, QuicSendHeaders.UploadCommit) is string commit)
-            return await CommitChunkedAsync(request, sessions, key, name, commit, sw, cancellationToken).ConfigureAwait(false);
+            return await CommitChunkedAsync(request, sessions, key, name, commit, overwrite, sw, cancellationToken).ConfigureAwait(false);
 
         // A chunk: "content-range: bytes first-last/total".
         if (!TryParseContentRange(HeaderCodec.Get(request.Headers, QuicSendHeaders.ContentRange), out var first, out var last, out var total))
@@ -57,6 +57,9 @@ public static partial class FileTransfer
         if (total > request.MaxBodyBytes)
             return await AnswerAsync(request, up, name, 413, $"The upload of '{name}' is {total} bytes; this server accepts at most {request.MaxBodyBytes}.", sw, cancellationToken).ConfigureAwait(false);
 
+        // A new upload to a taken name is refused at its first chunk, not after all of them; a session already begun goes on (a resumed upload).
+        if (!overwrite && !sessions.TryGet(key, out _) && EntryExists(target))
+            return await AnswerAsync(request, up, name, 409, ExistsMessage(name), sw, cancellationToken).ConfigureAwait(false);
         UploadSession? session;
         try
         {
@@ -147,7 +150,7 @@ public static partial class FileTransfer
 
     /// <summary>The commit: every byte received, the whole file's SHA-256 matches, then flushed and renamed into place.</summary>
     private static async Task<FileTransferResult> CommitChunkedAsync(QuicSendRequest request, UploadSessionTable sessions, (string, string, string Id) key, string name, string commit,
-        Stopwatch sw, CancellationToken cancellationToken)
+        bool overwrite, Stopwatch sw, CancellationToken cancellationToken)
     {
         const FileTransferDirection up = FileTransferDirection.Upload;
         var id = key.Id;
@@ -158,6 +161,9 @@ public static partial class FileTransfer
             return await AnswerAsync(request, up, name, 404, $"There is no upload {id} on this server (never started, committed already, or dropped after {IdleText(sessions)} idle); upload the file again.", sw, cancellationToken).ConfigureAwait(false);
         if (session.Total != total || session.Name != name)
             return await AnswerAsync(request, up, name, 409, $"The upload {id} is of '{session.Name}', {session.Total} bytes; the commit says '{name}', {total} bytes.", sw, cancellationToken).ConfigureAwait(false);
+        // Kept on refusal: the same upload may commit again asking to overwrite.
+        if (!overwrite && EntryExists(session.Target))
+            return await AnswerAsync(request, up, name, 409, ExistsMessage(name), sw, cancellationToken).ConfigureAwait(false);
         if (Volatile.Read(ref session.Active) > 0)
             return await AnswerAsync(request, up, name, 409, $"Chunks of the upload {id} are still arriving; commit once every chunk has been answered.", sw, cancellationToken).ConfigureAwait(false);
         if (session.FirstGap() is { } gap)
@@ -180,7 +186,15 @@ public static partial class FileTransfer
             session.File.SetLength(total);
             session.File.Flush(flushToDisk: true);
             session.File.Dispose();
-            File.Move(session.Temp, session.Target, overwrite: true);
+            try
+            {
+                File.Move(session.Temp, session.Target, overwrite: overwrite);
+            }
+            catch (IOException) when (!overwrite && EntryExists(session.Target))
+            {
+                session.Discard(); // another upload took the name between the check and the rename
+                return await AnswerAsync(request, up, name, 409, ExistsMessage(name), sw, cancellationToken).ConfigureAwait(false);
+            }
             session.Closed = true;
             var message = $"Stored '{name}': {total} bytes, SHA-256 {ours}.";
             int status = 201;

@@ -17,16 +17,27 @@ public static partial class FileTransfer
     /// <exception cref="FileNotFoundException">The local file does not exist.</exception>
     /// <exception cref="ArgumentException"><paramref name="remoteName"/> is not a plain file name.</exception>
     /// <exception cref="FileTransferException">The server refused (status and its message), e.g. 422 when the hash did not match.</exception>
-    /// <remarks>When cancelled after the whole file was sent, the server may still have stored it.</remarks>
-    public static async Task<FileTransferResult> UploadFileAsync(this QuicSendClient client, string localPath, string remoteName,
+    /// <remarks>When cancelled after the whole file was sent, the server may still have stored it. A name that exists on the
+    /// server is not replaced (409, <see cref="FileTransferException"/>); use the overload with <c>overwrite</c> to replace it.</remarks>
+    public static Task<FileTransferResult> UploadFileAsync(this QuicSendClient client, string localPath, string remoteName,
+        IProgress<long>? progress = null, CancellationToken cancellationToken = default) =>
+        UploadFileAsync(client, localPath, remoteName, overwrite: false, progress, cancellationToken);
+
+    /// <summary>
+    /// As <see cref="UploadFileAsync(QuicSendClient, string, string, IProgress{long}?, CancellationToken)"/>; with
+    /// <paramref name="overwrite"/> an existing file of that name on the server is replaced (atomically, once the new one is
+    /// verified), without it the server refuses with 409 and keeps the existing one.
+    /// </summary>
+    public static async Task<FileTransferResult> UploadFileAsync(this QuicSendClient client, string localPath, string remoteName, bool overwrite,
         IProgress<long>? progress = null, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(client);
         ArgumentException.ThrowIfNullOrEmpty(localPath);
         CheckName(remoteName, nameof(remoteName));
+        remoteName = NormalizeName(remoteName); // the server stores and reports the NFC spelling
         var full = Path.GetFullPath(localPath);
         if ((client.Pool.Usable().Count > 1 || client.Options.ResumableTransfers) && File.Exists(full) && new FileInfo(full).Length > 2L * client.Options.ChunkSize)
-            return await UploadStripedAsync(client, full, remoteName, progress, cancellationToken).ConfigureAwait(false);
+            return await UploadStripedAsync(client, full, remoteName, overwrite, progress, cancellationToken).ConfigureAwait(false);
         var input = OpenForUpload(full);
         await using var _ = input.ConfigureAwait(false);
         long length = input.Length;
@@ -64,7 +75,7 @@ public static partial class FileTransfer
         try
         {
             response = await client.SendAsync("PUT", PathFor(remoteName), null, null,
-                [new(QuicSendHeaders.ContentLength, length.ToString(CultureInfo.InvariantCulture))], 0, stop.Token,
+                OverwriteHeader(overwrite, [new(QuicSendHeaders.ContentLength, length.ToString(CultureInfo.InvariantCulture))]), 0, stop.Token,
                 stream => new ValueTask(sending = SendBodyAsync(stream))).ConfigureAwait(false);
         }
         catch (Exception e)
@@ -81,13 +92,13 @@ public static partial class FileTransfer
     }
 
     /// <summary>An upload striped over the client's connections (docs/striping.md).</summary>
-    private static async Task<FileTransferResult> UploadStripedAsync(QuicSendClient client, string full, string remoteName,
+    private static async Task<FileTransferResult> UploadStripedAsync(QuicSendClient client, string full, string remoteName, bool overwrite,
         IProgress<long>? progress, CancellationToken cancellationToken)
     {
         var sw = Stopwatch.StartNew();
         try
         {
-            var (length, sha, response, resumed) = await StripedTransfer.UploadAsync(client, full, remoteName, progress, cancellationToken).ConfigureAwait(false);
+            var (length, sha, response, resumed) = await StripedTransfer.UploadAsync(client, full, remoteName, overwrite, progress, cancellationToken).ConfigureAwait(false);
             var result = await UploadAnsweredAsync(response, full, remoteName, length, sha, sw, cancellationToken).ConfigureAwait(false);
             return resumed == 0 ? result : new FileTransferResult
             {
@@ -104,6 +115,13 @@ public static partial class FileTransfer
         {
             throw new FileNotFoundException($"The file to upload does not exist: '{full}'.", full, e);
         }
+    }
+
+    /// <summary><paramref name="headers"/> with <c>quicsend-overwrite: ?1</c> added when <paramref name="overwrite"/>.</summary>
+    internal static List<KeyValuePair<string, string>> OverwriteHeader(bool overwrite, List<KeyValuePair<string, string>> headers)
+    {
+        if (overwrite) headers.Add(new(QuicSendHeaders.Overwrite, "?1"));
+        return headers;
     }
 
     /// <summary>Checks the server's answer to a whole upload (or a striped upload's commit) against what was sent.</summary>
@@ -175,6 +193,7 @@ public static partial class FileTransfer
         ArgumentNullException.ThrowIfNull(client);
         ArgumentException.ThrowIfNullOrEmpty(localPath);
         CheckName(remoteName, nameof(remoteName));
+        remoteName = NormalizeName(remoteName); // the server stores and reports the NFC spelling
         var full = Path.GetFullPath(localPath);
         if (Path.EndsInDirectorySeparator(localPath) || Directory.Exists(full))
             throw new ArgumentException($"The download target '{full}' is a folder; give the path of the file to write.", nameof(localPath));

@@ -133,13 +133,19 @@ public static partial class FileTransfer
     {
         var sw = Stopwatch.StartNew();
         const FileTransferDirection up = FileTransferDirection.Upload;
+        if (name is not null) name = NormalizeName(name); // callers may pass a name that is not from NameFromPath
         if (ValidateName(name) is string why) return await AnswerAsync(request, up, name ?? "", 400, why, sw, cancellationToken).ConfigureAwait(false);
         if (ServedDirectory(directory) is not string dir)
             return await AnswerAsync(request, up, name, 500, "The server's file folder is missing.", sw, cancellationToken).ConfigureAwait(false);
         var target = Path.Combine(dir, name);
         if (Directory.Exists(target))
             return await AnswerAsync(request, up, name, 409, $"'{name}' is a folder on the server; it cannot be replaced by a file.", sw, cancellationToken).ConfigureAwait(false);
-        if (IsChunked(request)) return await ReceiveChunkedAsync(request, dir, name, target, sw, cancellationToken).ConfigureAwait(false);
+        if (!TryReadOverwrite(request, out bool overwrite))
+            return await AnswerAsync(request, up, name, 400, $"The '{QuicSendHeaders.Overwrite}' header must be ?1 (replace an existing file) or ?0.", sw, cancellationToken).ConfigureAwait(false);
+        if (IsChunked(request)) return await ReceiveChunkedAsync(request, dir, name, target, overwrite, sw, cancellationToken).ConfigureAwait(false);
+        // Refused before the body is read; checked again at the rename, which another upload may have beaten.
+        if (!overwrite && EntryExists(target))
+            return await AnswerAsync(request, up, name, 409, ExistsMessage(name), sw, cancellationToken).ConfigureAwait(false);
         long length;
         string sha;
         try
@@ -156,7 +162,7 @@ public static partial class FileTransfer
             var temp = TemporaryPathFor(target);
             using var receiving = request.FileServing.Receiving(temp);
             (length, sha) = await ReceiveToFileAsync(request.Body, request.ReadTrailersAsync, target, request.ContentLength, reserve, null,
-                $"The upload of '{name}'", "Nothing was kept.", cancellationToken, temp).ConfigureAwait(false);
+                $"The upload of '{name}'", "Nothing was kept.", cancellationToken, temp, refuseExisting: overwrite ? null : ExistsMessage(name)).ConfigureAwait(false);
         }
         catch (FileIntegrityException e)
         {
@@ -232,10 +238,14 @@ public static partial class FileTransfer
     {
         var sw = Stopwatch.StartNew();
         const FileTransferDirection down = FileTransferDirection.Download;
+        if (name is not null) name = NormalizeName(name); // callers may pass a name that is not from NameFromPath
         if (ValidateName(name) is string why) return await AnswerAsync(request, down, name ?? "", 400, why, sw, cancellationToken).ConfigureAwait(false);
         if (ServedDirectory(directory) is not string dir)
             return await AnswerAsync(request, down, name, 500, "The server's file folder is missing.", sw, cancellationToken).ConfigureAwait(false);
         var path = Path.Combine(dir, name);
+        // Checked before opening: a link out of the folder would serve any file the server's process can read.
+        if (LinkLeadsOutside(dir, path))
+            return await AnswerAsync(request, down, name, 403, $"'{name}' is a link that leads outside the served folder; it is not served.", sw, cancellationToken).ConfigureAwait(false);
         FileStream input;
         try
         {
@@ -345,6 +355,21 @@ public static partial class FileTransfer
         public long Value => Interlocked.Read(ref _value);
         public void Report(long value) => Interlocked.Exchange(ref _value, value);
     }
+
+    /// <summary>Reads <c>quicsend-overwrite</c>: absent or <c>?0</c> is false, <c>?1</c> true; false when it is anything else.</summary>
+    private static bool TryReadOverwrite(QuicSendRequest request, out bool overwrite)
+    {
+        var value = HeaderCodec.Get(request.Headers, QuicSendHeaders.Overwrite)?.Trim();
+        overwrite = value == "?1";
+        return value is null or "?1" or "?0";
+    }
+
+    /// <summary>Is there an entry of any kind at <paramref name="path"/> (a dangling link too)?</summary>
+    internal static bool EntryExists(string path) => File.Exists(path) || Directory.Exists(path) || new FileInfo(path).LinkTarget is not null;
+
+    private static string ExistsMessage(string name) =>
+        $"'{name}' already exists on the server; it was not replaced. To replace it, upload it again asking to overwrite " +
+        $"('{QuicSendHeaders.Overwrite}: ?1'; quicsend send --overwrite; UploadFileAsync(..., overwrite: true)). Nothing was kept.";
 
     private static string CheckDirectory(string directory)
     {

@@ -26,6 +26,11 @@ public static class QuicSendHeaders
     public const string UploadCommit = "quicsend-upload-commit";
     /// <summary>The server's answer to a resuming client: the byte ranges of an upload it holds, verified.</summary>
     public const string UploadReceived = "quicsend-upload-received";
+    /// <summary>
+    /// An upload (or a striped upload's chunks and commit) that may replace an existing file says so with
+    /// <c>quicsend-overwrite: ?1</c> (an RFC 9651 boolean); without it the server answers 409 when the name is taken.
+    /// </summary>
+    public const string Overwrite = "quicsend-overwrite";
     /// <summary>RFC 9110 §10.2.3: seconds to wait before asking again (with 429).</summary>
     public const string RetryAfter = "retry-after";
 

@@ -332,7 +332,7 @@ internal static class StripedTransfer
     /// and an upload that breaks off is left with the server (not abandoned) for the next attempt.
     /// </summary>
     public static async Task<(long Length, string Sha256, QuicSendResponse Committed, long Resumed)> UploadAsync(QuicSendClient client, string full, string remoteName,
-        IProgress<long>? progress, CancellationToken cancellationToken)
+        bool overwrite, IProgress<long>? progress, CancellationToken cancellationToken)
     {
         var path = FileTransfer.PathFor(remoteName);
         using var file = File.OpenHandle(full, FileMode.Open, FileAccess.Read, FileShare.Read, FileOptions.Asynchronous);
@@ -364,13 +364,13 @@ internal static class StripedTransfer
                 QuicSendResponse r;
                 try
                 {
-                    r = await client.SendAsync("PUT", path, null, null,
+                    r = await client.SendAsync("PUT", path, null, null, FileTransfer.OverwriteHeader(overwrite,
                 [
                     new(QuicSendHeaders.ContentLength, count.ToString(CultureInfo.InvariantCulture)),
                     new(QuicSendHeaders.ContentRange, $"bytes {Range(first, count)}/{total}"),
                     new(QuicSendHeaders.UploadId, id),
                     new(QuicSendHeaders.UploadLength, total),
-                ], 0, ct, async stream =>
+                ]), 0, ct, async stream =>
                 {
                     var buffer = ArrayPool<byte>.Shared.Rent(FileTransfer.BufferSize);
                     try
@@ -409,10 +409,10 @@ internal static class StripedTransfer
             var sha256 = await hashing.ConfigureAwait(false);
             if (RandomAccess.GetLength(file) != length || File.GetLastWriteTimeUtc(file) != version)
                 throw new IOException($"'{full}' changed while it was being uploaded (its size or modification time moved); nothing was stored. Upload it again once it is stable.");
-            var response = await client.SendAsync("PUT", path, null, null,
+            var response = await client.SendAsync("PUT", path, null, null, FileTransfer.OverwriteHeader(overwrite,
             [
                 new(QuicSendHeaders.UploadId, id), new(QuicSendHeaders.UploadCommit, total), new(QuicSendHeaders.Sha256, sha256),
-            ], 0, cancellationToken).ConfigureAwait(false);
+            ]), 0, cancellationToken).ConfigureAwait(false);
             committed = true;
             return (length, sha256, response, resumed);
         }
