@@ -178,7 +178,9 @@ public class FileStoreRulesTests
             Assert.That(message!.Any(char.IsControl) || message.Any(c => char.GetUnicodeCategory(c) == System.Globalization.UnicodeCategory.Format), Is.False,
                 "an unsafe character is shown as U+XXXX, not obeyed");
         }
-        foreach (var fine in new[] { "console.txt", "CON1.txt", "com10.log", "LPT.txt", "nul-report.pdf", "a.b", "caf\u00e9.bin", "\u05e9\u05dc\u05d5\u05dd.txt" })
+        foreach (var fine in new[] { "console.txt", "CON1.txt", "com10.log", "LPT.txt", "nul-report.pdf", "a.b", "caf\u00e9.bin", "\u05e9\u05dc\u05d5\u05dd.txt",
+                     "\u0645\u06cc\u200c\u062e\u0648\u0627\u0647\u0645.txt" /* Persian, with a zero-width non-joiner */,
+                     "\U0001F468\u200D\U0001F469\u200D\U0001F467.png" /* an emoji family, joined by zero-width joiners */ })
             Assert.That(FileTransfer.ValidateName(fine), Is.Null, fine);
     }
 

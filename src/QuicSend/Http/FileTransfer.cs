@@ -60,7 +60,9 @@ public static partial class FileTransfer
         if (Encoding.UTF8.GetByteCount(name) > MaxNameBytes) return $"The file name is longer than {MaxNameBytes} bytes.";
         // The rest keep names safe to show and to copy to other systems (the served folder may be shared with Windows).
         foreach (var rune in name.EnumerateRunes())
-            if (Rune.GetUnicodeCategory(rune) == UnicodeCategory.Format)
+            // Zero-width non-joiner and joiner (U+200C, U+200D) are part of how Persian, Indic scripts and emoji are
+            // spelled; every other format character (bidi controls, zero-width space, ...) is refused.
+            if (Rune.GetUnicodeCategory(rune) == UnicodeCategory.Format && rune.Value is not (0x200C or 0x200D))
                 return $"The file name '{Printable(name)}' contains the invisible formatting character U+{rune.Value:X4} (bidi controls and zero-width " +
                        "characters make a name look like another); it was refused.";
         if (name[^1] is ' ' or '.')
