@@ -66,6 +66,13 @@ for patch in "$here"/patches/quiche-*.patch; do
     git -C quiche apply "$patch" || die "could not apply $(basename "$patch") to quiche/; reset it with 'git -C quiche checkout .' and run again."
     say "applied $(basename "$patch")"
 done
+# Each patch must still read as applied with all of them in: the check above is how a checkout built before
+# knows not to apply it again. A later patch that edits within three lines of an earlier one's change breaks that.
+for patch in "$here"/patches/quiche-*.patch; do
+    [[ -f "$patch" ]] || continue
+    git -C quiche apply --check --reverse "$patch" >/dev/null 2>&1 \
+        || die "$(basename "$patch") no longer reads as applied once all patches are in: a later patch changes lines within its context; move that change further away."
+done
 
 # 2. BoringSSL sources: quiche's nested submodule if present, else the tarball.
 if [[ -f "$stamp" && "$(cat "$stamp")" == "$bssl_commit" && -f "$deps/build/libssl.a" && -f "$deps/build/libcrypto.a" ]]; then
