@@ -90,10 +90,7 @@ public class FileStoreRulesTests
         File.WriteAllText(outside, secret);
         var link = Path.Combine(_serverDir, "leak.txt");
         File.CreateSymbolicLink(link, outside);
-        var small = Path.Combine(_clientDir, "small.bin");
-        File.WriteAllBytes(small, RandomNumberGenerator.GetBytes(100_000));
-        var big = Path.Combine(_clientDir, "big.bin");
-        File.WriteAllBytes(big, RandomNumberGenerator.GetBytes(300_000));
+        var (small, big) = WriteSmallAndBig();
 
         await using var served = new ServedFolder(_serverDir);
         await using var client = await served.ConnectAsync();
@@ -251,10 +248,7 @@ public class FileStoreRulesTests
         var existing = Path.Combine(_serverDir, "data.bin");
         File.WriteAllText(existing, "old");
         var oldHash = ServedFolder.HashOf(existing);
-        var small = Path.Combine(_clientDir, "small.bin");
-        File.WriteAllBytes(small, RandomNumberGenerator.GetBytes(100_000));
-        var big = Path.Combine(_clientDir, "big.bin");
-        File.WriteAllBytes(big, RandomNumberGenerator.GetBytes(300_000));
+        var (small, big) = WriteSmallAndBig();
 
         await using var served = new ServedFolder(_serverDir);
         await using var client = await served.ConnectAsync();
@@ -313,5 +307,15 @@ public class FileStoreRulesTests
         Assert.That(commit.Status, Is.EqualTo(201), await commit.ReadTextAsync(cts.Token));
         Assert.That(ServedFolder.HashOf(target), Is.EqualTo(Convert.ToHexStringLower(SHA256.HashData(whole))));
         Assert.That(ServedFolder.Entries(_serverDir), Is.EqualTo(new[] { "late.bin" }));
+    }
+
+    /// <summary>Two local files to upload: one sent whole (100 kB), one striped in 64 KiB chunks (300 kB).</summary>
+    private (string Small, string Big) WriteSmallAndBig()
+    {
+        var small = Path.Combine(_clientDir, "small.bin");
+        File.WriteAllBytes(small, RandomNumberGenerator.GetBytes(100_000));
+        var big = Path.Combine(_clientDir, "big.bin");
+        File.WriteAllBytes(big, RandomNumberGenerator.GetBytes(300_000));
+        return (small, big);
     }
 }

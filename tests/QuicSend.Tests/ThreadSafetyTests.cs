@@ -66,12 +66,9 @@ public class ThreadSafetyTests
     [Test]
     public async Task AStreamTakesOneReadBesideOneWriteAndRefusesASecondReadClearly()
     {
-        using var server = QuicEndpoint.Listen(TestPki.ServerOptions());
         using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(30));
-        var serving = Echo.ServeAsync(server, cts.Token);
-        using var client = QuicEndpoint.CreateClient(TestPki.ClientOptions());
-        var conn = await client.ConnectAsync(server.LocalEndPoint, "localhost", cts.Token);
-        using var s = await conn.OpenStreamAsync(cancellationToken: cts.Token);
+        await using var echo = await EchoStream.OpenAsync(cts.Token);
+        var s = echo.Stream;
 
         var buffer = new byte[4];
         var pending = s.ReadAsync(buffer, cts.Token);             // waits: nothing sent yet
@@ -80,19 +77,14 @@ public class ThreadSafetyTests
         await Task.Run(() => s.WriteAsync(new byte[] { 1, 2, 3, 4 }, cts.Token).AsTask()); // a write from another thread meanwhile
         int n = await pending;
         Assert.That(buffer[..n], Is.EqualTo(new byte[] { 1, 2, 3, 4 }[..n]), "the pending read got the echo");
-        cts.Cancel();
-        await serving;
     }
 
     [Test]
     public async Task AStreamRefusesASecondWriteWithoutTouchingThePendingOne()
     {
-        using var server = QuicEndpoint.Listen(TestPki.ServerOptions());
         using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(60));
-        var serving = Echo.ServeAsync(server, cts.Token);
-        using var client = QuicEndpoint.CreateClient(TestPki.ClientOptions());
-        var conn = await client.ConnectAsync(server.LocalEndPoint, "localhost", cts.Token);
-        using var s = await conn.OpenStreamAsync(cancellationToken: cts.Token);
+        await using var echo = await EchoStream.OpenAsync(cts.Token);
+        var s = echo.Stream;
         var echoed = Task.Run(async () =>
         {
             using var sha = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
@@ -111,8 +103,6 @@ public class ThreadSafetyTests
         await first;
         s.CompleteWrites();
         Assert.That(await echoed, Is.EqualTo(SHA256.HashData(data)), "the pending write sent its own bytes, all of them");
-        cts.Cancel();
-        await serving;
     }
 
     [Test]
@@ -149,6 +139,39 @@ public class ThreadSafetyTests
             await serving;
         }
         Assert.That(await LiveObjectsSettleAsync(before), Is.EqualTo(before), "every native object released");
+    }
+
+    /// <summary>A stream to an echo server on loopback; disposing it stops the server and both endpoints.</summary>
+    private sealed class EchoStream : IAsyncDisposable
+    {
+        private readonly QuicEndpoint _server, _client;
+        private readonly CancellationTokenSource _stop;
+        private readonly Task _serving;
+
+        private EchoStream(QuicEndpoint server, QuicEndpoint client, Task serving, CancellationTokenSource stop)
+            => (_server, _client, _serving, _stop) = (server, client, serving, stop);
+
+        public QuicStream Stream { get; private set; } = null!;
+
+        public static async Task<EchoStream> OpenAsync(CancellationToken ct)
+        {
+            var server = QuicEndpoint.Listen(TestPki.ServerOptions());
+            var stop = CancellationTokenSource.CreateLinkedTokenSource(ct);
+            var e = new EchoStream(server, QuicEndpoint.CreateClient(TestPki.ClientOptions()), Echo.ServeAsync(server, stop.Token), stop);
+            var conn = await e._client.ConnectAsync(server.LocalEndPoint, "localhost", ct);
+            e.Stream = await conn.OpenStreamAsync(cancellationToken: ct);
+            return e;
+        }
+
+        public async ValueTask DisposeAsync()
+        {
+            Stream?.Dispose();
+            _stop.Cancel();
+            await _serving;
+            _client.Dispose();
+            _server.Dispose();
+            _stop.Dispose();
+        }
     }
 
     private static async Task<long> LiveObjectsSettleAsync(long expected)
