@@ -196,27 +196,30 @@ public sealed class QuicSendClient : IAsyncDisposable, IDisposable
                 : inline is not null ? stream.InitialWrite.AsTask()
                 : writeBody is not null ? writeBody(stream).AsTask()
                 : body.WriteToAsync(stream.Stream, cancellationToken).AsTask();
+            // A request the server provably did not process may go again, when its body can be sent again.
+            bool resendable = !chosen && writeBody is null && (noBody || inline is not null);
+            Task<QuicSendResponse> SendAgainAsync(PooledConnection? to)
+            {
+                stream.Stream.Dispose();
+                _ = sending.ContinueWith(static t => _ = t.Exception, CancellationToken.None, TaskContinuationOptions.OnlyOnFaulted, TaskScheduler.Default);
+                return SendAsync(method, path, headerInfo, body, extraHeaders, requestId, cancellationToken, null, to);
+            }
             byte[] packed;
             try
             {
                 packed = await stream.ReadHeadersAsync(cancellationToken).ConfigureAwait(false);
             }
-            catch (QuicException e) when (e.ErrorCode == (long)Http3Errors.RequestRejected && !chosen && writeBody is null
-                                          && (noBody || inline is not null) && _pool.LeastLoaded() is { } other && other != on)
+            catch (QuicException e) when (e.ErrorCode == (long)Http3Errors.RequestRejected && resendable
+                                          && _pool.LeastLoaded() is { } other && other != on)
             {
                 // RFC 9114 §5.2: a rejected request was not processed (it crossed the server's GOAWAY): send it again elsewhere.
-                stream.Stream.Dispose();
-                _ = sending.ContinueWith(static t => _ = t.Exception, CancellationToken.None, TaskContinuationOptions.OnlyOnFaulted, TaskScheduler.Default);
-                return await SendAsync(method, path, headerInfo, body, extraHeaders, requestId, cancellationToken, null, other).ConfigureAwait(false);
+                return await SendAgainAsync(other).ConfigureAwait(false);
             }
-            catch (QuicException e) when (e.Error == QuicError.ConnectionReset && !chosen && writeBody is null
-                                          && (noBody || inline is not null) && method is "GET" or "HEAD" or "OPTIONS")
+            catch (QuicException e) when (e.Error == QuicError.ConnectionReset && resendable && method is "GET" or "HEAD" or "OPTIONS")
             {
                 // The server was restarted: it no longer knows this connection. A safe request goes again on another
                 // connection (the pool replaces the reset ones); each such try retires one stale connection.
-                stream.Stream.Dispose();
-                _ = sending.ContinueWith(static t => _ = t.Exception, CancellationToken.None, TaskContinuationOptions.OnlyOnFaulted, TaskScheduler.Default);
-                return await SendAsync(method, path, headerInfo, body, extraHeaders, requestId, cancellationToken).ConfigureAwait(false);
+                return await SendAgainAsync(null).ConfigureAwait(false);
             }
             var headers = HeaderCodec.Unpack(packed);
             var response = new QuicSendResponse(requestId, stream, headers, toHead: method == "HEAD");
