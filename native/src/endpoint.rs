@@ -182,9 +182,7 @@ impl QsEndpoint {
     }
 
     pub(crate) fn conn(&mut self, id: u64) -> QsResult<&mut Conn> {
-        self.conns
-            .get_mut(&id)
-            .ok_or_else(|| QsError::new(crate::error::QS_ERR_CONNECTION_CLOSED, format!("connection {id} is unknown or already closed and drained")))
+        self.conns.get_mut(&id).ok_or_else(|| unknown_conn(id))
     }
 
     /// Turns a connection's changes into events (after any call that may have changed it).
@@ -526,6 +524,11 @@ impl QsEndpoint {
         }
         self.settle_touched();
     }
+}
+
+/// The error for a connection id the endpoint does not hold.
+pub(crate) fn unknown_conn(id: u64) -> QsError {
+    QsError::new(crate::error::QS_ERR_CONNECTION_CLOSED, format!("connection {id} is unknown or already closed and drained"))
 }
 
 /// Runs `f` on the endpoint at its latest time.

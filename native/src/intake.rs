@@ -222,9 +222,8 @@ pub extern "C" fn qs_endpoint_set_intake_limits(ep: *mut QsEndpoint, limits: *co
 pub extern "C" fn qs_conn_authenticated(ep: *mut QsEndpoint, conn: u64) -> i32 {
     guard_status(|| {
         with_endpoint(ep, |e| {
-            let c = e.conns.get_mut(&conn).ok_or_else(|| {
-                QsError::new(crate::error::QS_ERR_CONNECTION_CLOSED, format!("connection {conn} is unknown or already closed and drained"))
-            })?;
+            // Not `e.conn()`: the connection and the endpoint's intake sums are borrowed together.
+            let c = e.conns.get_mut(&conn).ok_or_else(|| crate::endpoint::unknown_conn(conn))?;
             c.intake.authenticated = true;
             e.intake.release(c);
             Ok(QS_OK)
